@@ -1,0 +1,3 @@
+from .mask_targets import BuildMaskTargets
+
+__all__ = ['BuildMaskTargets']

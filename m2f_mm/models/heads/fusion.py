@@ -1,0 +1,144 @@
+"""Inference: panoptic, instance and semantic results from one set of
+(class logits, mask logits), as pure functions plus the registered fusion
+head that MMDetection's ``Mask2Former`` calls."""
+from typing import Dict, List, Optional
+
+import torch
+import torch.nn.functional as F
+from mmdet.structures.mask import mask2bbox
+from mmengine.model import BaseModule
+from mmengine.structures import InstanceData, PixelData
+from torch import Tensor
+
+from m2f_mm.registry import MODELS
+from .hosts import semantic_inference
+
+# MMDet's panoptic id encoding: label + instance_id * INSTANCE_OFFSET
+INSTANCE_OFFSET = 1000
+
+
+def panoptic_fusion(cls_logits: Tensor, mask_logits: Tensor, num_classes: int,
+                    num_things: int, object_mask_thr: float = 0.8,
+                    iou_thr: float = 0.8, filter_low_score: bool = False
+                    ) -> Tensor:
+    """Panoptic map of one image.
+
+    Queries with a non-void class scoring > ``object_mask_thr`` compete per
+    pixel by score × mask probability; a segment whose won area is below
+    ``iou_thr`` of its own mask (prob ≥ 0.5) is dropped.
+
+    cls_logits: (Q, K+1); mask_logits: (Q, H, W) → (H, W) int32 with
+    ``label + instance_id * INSTANCE_OFFSET`` for things, ``label`` for
+    stuff and ``num_classes`` for void.
+    """
+    scores, labels = cls_logits.softmax(-1).max(-1)
+    keep = (labels != num_classes) & (scores > object_mask_thr)
+    h, w = mask_logits.shape[-2:]
+    pan = torch.full((h, w), num_classes, dtype=torch.int32,
+                     device=mask_logits.device)
+    if not keep.any():
+        return pan
+    scores, labels = scores[keep], labels[keep]
+    probs = mask_logits[keep].sigmoid()  # N×H×W
+    winner = (scores[:, None, None] * probs).argmax(0)
+    won = winner[None] == torch.arange(len(labels), device=winner.device)[:, None, None]
+    won_area = won.flatten(1).sum(1)
+    own = probs >= 0.5
+    own_area = own.flatten(1).sum(1)
+    if filter_low_score:
+        won &= own
+    instance_id = 1
+    for k, label in enumerate(labels.tolist()):
+        a, o = int(won_area[k]), int(own_area[k])
+        if a == 0 or o == 0 or a / o < iou_thr:
+            continue
+        if label < num_things:
+            pan[won[k]] = label + instance_id * INSTANCE_OFFSET
+            instance_id += 1
+        else:
+            pan[won[k]] = label
+    return pan
+
+
+def instance_fusion(cls_logits: Tensor, mask_logits: Tensor, num_classes: int,
+                    num_things: int, max_per_image: int = 100) -> InstanceData:
+    """Top ``max_per_image`` (query, class) pairs among thing classes, scored
+    by class score × mean mask probability inside the binary mask.
+
+    cls_logits: (Q, K+1); mask_logits: (Q, H, W).
+    """
+    scores = cls_logits.softmax(-1)[:, :-1].flatten()
+    k = min(max_per_image, scores.numel())
+    top_scores, top_idx = scores.topk(k, sorted=False)
+    labels = top_idx % num_classes
+    query_idx = torch.div(top_idx, num_classes, rounding_mode='floor')
+    is_thing = labels < num_things
+    top_scores, labels, query_idx = (top_scores[is_thing], labels[is_thing],
+                                     query_idx[is_thing])
+    logits = mask_logits[query_idx]
+    binary = logits > 0
+    inside = binary.flatten(1).float()
+    mask_scores = (logits.sigmoid().flatten(1) * inside).sum(1) / (inside.sum(1) + 1e-6)
+    return InstanceData(bboxes=mask2bbox(binary), labels=labels,
+                        scores=top_scores * mask_scores, masks=binary)
+
+
+@MODELS.register_module()
+class Mask2FormerFusionHead(BaseModule):
+    """Turns the head's last prediction into MMDet results.
+
+    ``test_cfg``: ``panoptic_on`` (True), ``instance_on`` (False),
+    ``semantic_on`` (False), ``object_mask_thr`` (0.8), ``iou_thr`` (0.8),
+    ``max_per_image`` (100), ``filter_low_score`` (False).
+    """
+
+    def __init__(self, num_things_classes: int = 80, num_stuff_classes: int = 53,
+                 test_cfg: Optional[Dict] = None, init_cfg=None, **kwargs) -> None:
+        super().__init__(init_cfg=init_cfg)
+        self.num_things_classes = num_things_classes
+        self.num_stuff_classes = num_stuff_classes
+        self.num_classes = num_things_classes + num_stuff_classes
+        self.test_cfg = dict(test_cfg or {})
+
+    def loss(self, *args, **kwargs) -> dict:
+        return dict()  # nothing to train
+
+    def predict(self, mask_cls_results: Tensor, mask_pred_results: Tensor,
+                batch_data_samples: list, rescale: bool = False,
+                **kwargs) -> List[dict]:
+        """Per image a dict with ``pan_results`` (PixelData),
+        ``ins_results`` (InstanceData) and/or ``sem_results`` (PixelData),
+        as switched on in ``test_cfg``.
+
+        Args:
+            mask_cls_results: (B, Q, K+1); mask_pred_results: (B, Q, H, W) at
+                the padded input size.
+        """
+        cfg = self.test_cfg
+        results = []
+        for cls_logits, mask_logits, sample in zip(mask_cls_results,
+                                                   mask_pred_results,
+                                                   batch_data_samples):
+            meta = sample.metainfo
+            h, w = meta['img_shape'][:2]
+            mask_logits = mask_logits[:, :h, :w]
+            if rescale:
+                mask_logits = F.interpolate(mask_logits[:, None],
+                                            size=tuple(meta['ori_shape'][:2]),
+                                            mode='bilinear', align_corners=False)[:, 0]
+            result = {}
+            if cfg.get('panoptic_on', True):
+                result['pan_results'] = PixelData(sem_seg=panoptic_fusion(
+                    cls_logits, mask_logits, self.num_classes,
+                    self.num_things_classes, cfg.get('object_mask_thr', 0.8),
+                    cfg.get('iou_thr', 0.8), cfg.get('filter_low_score', False))[None])
+            if cfg.get('instance_on', False):
+                result['ins_results'] = instance_fusion(
+                    cls_logits, mask_logits, self.num_classes,
+                    self.num_things_classes, cfg.get('max_per_image', 100))
+            if cfg.get('semantic_on', False):
+                seg = semantic_inference(cls_logits[None], mask_logits[None])[0]
+                result['sem_results'] = PixelData(
+                    sem_seg=seg.argmax(0, keepdim=True), seg_logits=seg)
+            results.append(result)
+        return results

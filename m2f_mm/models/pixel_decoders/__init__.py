@@ -1,0 +1,3 @@
+from .msdeformattn_pixel_decoder import MSDeformAttnPixelDecoder
+
+__all__ = ['MSDeformAttnPixelDecoder']

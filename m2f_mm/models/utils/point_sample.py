@@ -1,0 +1,62 @@
+"""Point sampling on mask logits (PointRend-style), as used by the matcher and
+the mask losses."""
+from typing import Callable, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+# Draws uniform coordinates in [0, 1)^2 of the given shape (..., 2); swapped
+# in tests to replay another implementation's random points.
+RandFn = Callable[..., Tensor]
+
+
+def point_sample(inputs: Tensor, coords: Tensor) -> Tensor:
+    """Bilinearly sample ``inputs`` at normalised ``coords``.
+
+    Args:
+        inputs: (N, C, H, W).
+        coords: (N, P, 2) as (x, y) in [0, 1] of the whole map.
+
+    Returns:
+        (N, C, P).
+    """
+    grid = coords.unsqueeze(2) * 2.0 - 1.0  # N×P×1×2 in [-1, 1]
+    return F.grid_sample(inputs, grid, align_corners=False).squeeze(3)
+
+
+def uncertain_point_coords(mask_logits: Tensor,
+                           num_points: int,
+                           oversample_ratio: float,
+                           importance_ratio: float,
+                           rand: Optional[RandFn] = None) -> Tensor:
+    """Coordinates biased towards uncertain locations (|logit| near 0).
+
+    ``num_points * oversample_ratio`` candidates are drawn uniformly; the
+    ``importance_ratio`` share of ``num_points`` with the highest uncertainty
+    (−|logit|) is kept and the rest is drawn uniformly again.
+
+    Args:
+        mask_logits: (N, 1, H, W) class-agnostic mask logits.
+
+    Returns:
+        (N, num_points, 2) coordinates in [0, 1].
+    """
+    rand = rand or _torch_rand
+    n = mask_logits.shape[0]
+    device = mask_logits.device
+    num_sampled = int(num_points * oversample_ratio)
+    candidates = rand(n, num_sampled, 2, device=device)
+    uncertainty = -point_sample(mask_logits, candidates)[:, 0].abs()  # N×S
+    num_uncertain = int(importance_ratio * num_points)
+    idx = uncertainty.topk(num_uncertain, dim=1).indices
+    coords = torch.gather(candidates, 1, idx.unsqueeze(-1).expand(-1, -1, 2))
+    num_random = num_points - num_uncertain
+    if num_random > 0:
+        coords = torch.cat(
+            [coords, rand(n, num_random, 2, device=device)], dim=1)
+    return coords
+
+
+def _torch_rand(*shape: int, device=None) -> Tensor:
+    return torch.rand(shape, device=device)
