@@ -107,3 +107,40 @@ def test_panopticapi_on_numpy2():
     ids = np.array([[0, 1], [256, 65536 + 7]], dtype=np.int64)
     assert np.array_equal(rgb2id(id2rgb(ids)), ids)
     from mmdet.evaluation.metrics import CocoPanopticMetric  # noqa: F401
+
+
+def test_mmengine_local_writes_are_atomic(tmp_path, monkeypatch):
+    """Checkpoints and dumped results go through LocalBackend.put; a crash
+    mid-write keeps the previous file whole and leaves no partial file."""
+    import m2f_mm  # noqa: F401
+    import mmengine
+    from mmengine.runner.checkpoint import save_checkpoint
+    path = tmp_path / 'ckpt.pth'
+    save_checkpoint({'state_dict': {'w': torch.ones(3)}}, str(path))
+    good = path.read_bytes()
+
+    real_fdopen = os.fdopen
+
+    class HalfWriter:
+        """Writes a few bytes, then fails like a full disk."""
+        def __init__(self, f):
+            self.f = f
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+        def write(self, data):
+            self.f.write(data[:10])
+            raise OSError('disk full')
+
+    monkeypatch.setattr(os, 'fdopen', lambda *a, **k: HalfWriter(real_fdopen(*a, **k)))
+    with pytest.raises(OSError, match='disk full'):
+        save_checkpoint({'state_dict': {'w': torch.zeros(3)}}, str(path))
+    monkeypatch.undo()
+    assert path.read_bytes() == good
+    assert sorted(os.listdir(tmp_path)) == ['ckpt.pth']
+    mmengine.dump({'a': 1}, str(tmp_path / 'r.json'))
+    assert mmengine.load(str(tmp_path / 'r.json')) == {'a': 1}

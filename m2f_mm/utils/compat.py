@@ -1,5 +1,5 @@
 """Fixes for running mmengine 0.10 / mmdet 3.3 / mmseg 1.2 on torch ≥ 2.6 and
-numpy 2; applied on ``import m2f_mm``.
+numpy 2, and atomic file writes; applied on ``import m2f_mm``.
 
 torch 2.6 made ``torch.load(weights_only=True)`` the default. mmengine
 0.10.7's checkpoint loader calls ``torch.load`` without the argument, and the
@@ -49,3 +49,43 @@ def _patch_mmengine_checkpoint_loader() -> None:
 
 if hasattr(torch.serialization, 'safe_globals'):  # torch ≥ 2.5
     _patch_mmengine_checkpoint_loader()
+
+
+def _atomic_write(filepath, data, mode: str, encoding=None) -> None:
+    """Write to a temporary file beside ``filepath``, then rename it over: a
+    crash mid-write leaves the old file (or none), never a truncated one."""
+    import os
+    import tempfile
+    directory = os.path.dirname(os.path.abspath(filepath))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(filepath) + '.',
+                               suffix='.part', dir=directory)
+    try:
+        with os.fdopen(fd, mode, encoding=encoding) as f:
+            f.write(data)
+        os.replace(tmp, filepath)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _patch_mmengine_local_writes() -> None:
+    """mmengine's LocalBackend (behind checkpoint saving and ``dump`` of
+    results) writes in place; make its writes atomic."""
+    from mmengine.fileio.backends.local_backend import LocalBackend
+    if getattr(LocalBackend.put, '_m2f_mm_patched', False):
+        return
+
+    def put(self, obj: bytes, filepath) -> None:
+        _atomic_write(filepath, obj, 'wb')
+
+    def put_text(self, obj: str, filepath, encoding: str = 'utf-8') -> None:
+        _atomic_write(filepath, obj, 'w', encoding)
+
+    put._m2f_mm_patched = True
+    LocalBackend.put = put
+    LocalBackend.put_text = put_text
+
+
+_patch_mmengine_local_writes()

@@ -1,0 +1,100 @@
+"""Evaluate a checkpoint with mmengine's Runner and the config's evaluators.
+
+    python tools/test.py CONFIG CHECKPOINT [--out results.pkl] [--show-dir vis]
+    bash tools/dist_test.sh CONFIG CHECKPOINT 8
+"""
+import argparse
+import os
+import os.path as osp
+
+from mmengine.config import Config, DictAction
+from mmengine.registry import RUNNERS, init_default_scope
+from mmengine.runner import Runner
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Test (and evaluate) a model')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--work-dir', help='where to save the evaluation metrics')
+    parser.add_argument('--out', help='dump raw predictions to this .pkl file')
+    parser.add_argument('--show', action='store_true', help='show predictions')
+    parser.add_argument('--show-dir', help='save overlays of the predictions '
+                        'under <work_dir>/<timestamp>/<show-dir>')
+    parser.add_argument('--wait-time', type=float, default=2,
+                        help='seconds between shown images')
+    parser.add_argument('--tta', action='store_true', help='test-time augmentation '
+                        '(needs tta_model and tta_pipeline in the config)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def _enable_visualization(cfg, args):
+    hooks = cfg.default_hooks
+    name = 'visualization'
+    if name not in hooks:
+        raise SystemExit('test.py: --show/--show-dir need a visualization hook '
+                         'in default_hooks')
+    hooks[name]['draw'] = True
+    if args.show:
+        hooks[name]['show'] = True
+        hooks[name]['wait_time'] = args.wait_time
+    if args.show_dir:
+        # MMDet's hook takes test_out_dir, MMSeg's takes it too (1.x)
+        hooks[name]['test_out_dir'] = args.show_dir
+        hooks[name]['interval'] = 1
+
+
+def build_cfg(args) -> Config:
+    for path, what in ((args.config, 'config'), (args.checkpoint, 'checkpoint')):
+        if not osp.isfile(path):
+            raise SystemExit(f'test.py: {what} {path} does not exist')
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
+    cfg.load_from = args.checkpoint
+    if args.show or args.show_dir:
+        _enable_visualization(cfg, args)
+    if args.tta:
+        if 'tta_model' not in cfg or 'tta_pipeline' not in cfg:
+            raise SystemExit('test.py: --tta needs tta_model and tta_pipeline '
+                             'in the config')
+        cfg.tta_model.module = cfg.model
+        cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+        cfg.model = cfg.tta_model
+    if args.out is not None:
+        if not args.out.endswith(('.pkl', '.pickle')):
+            raise SystemExit(f'test.py: --out must be a .pkl file, got {args.out}')
+        dump = dict(type='DumpResults', out_file_path=args.out,
+                    _scope_='mmengine')
+        evaluators = cfg.test_evaluator
+        cfg.test_evaluator = (list(evaluators) if isinstance(evaluators, (list, tuple))
+                              else [evaluators]) + [dump]
+    return cfg
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    import m2f_mm  # noqa: F401  (compat fixes, m2f_mm scope)
+    cfg = build_cfg(args)
+    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    runner = (RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg))
+    metrics = runner.test()
+    return metrics
+
+
+if __name__ == '__main__':
+    main()
