@@ -138,7 +138,6 @@ class Mask2FormerFusionHead(BaseModule):
                     self.num_things_classes, cfg.get('max_per_image', 100))
             if cfg.get('semantic_on', False):
                 seg = semantic_inference(cls_logits[None], mask_logits[None])[0]
-                result['sem_results'] = PixelData(
-                    sem_seg=seg.argmax(0, keepdim=True), seg_logits=seg)
+                result['sem_results'] = PixelData(sem_seg=seg.argmax(0, keepdim=True))
             results.append(result)
         return results

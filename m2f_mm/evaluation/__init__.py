@@ -1,0 +1,3 @@
+from .semseg_metric import SemSegIoUMetric
+
+__all__ = ['SemSegIoUMetric']
