@@ -74,7 +74,9 @@ def build_cfg(args) -> Config:
 def main(argv=None):
     args = parse_args(argv)
     import m2f_mm  # noqa: F401  (compat fixes, m2f_mm scope)
+    from m2f_mm.utils import cpu_ddp_wrapper_cfg
     cfg = build_cfg(args)
+    cpu_ddp_wrapper_cfg(cfg)
     init_default_scope(cfg.get('default_scope', 'mmdet'))
     runner = (RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg))
     runner.train()

@@ -1,3 +1,5 @@
-from .compat import runner_checkpoint_globals, safe_checkpoint_context
+from .compat import (cpu_ddp_wrapper_cfg, runner_checkpoint_globals,
+                     safe_checkpoint_context)
 
-__all__ = ['runner_checkpoint_globals', 'safe_checkpoint_context']
+__all__ = ['runner_checkpoint_globals', 'safe_checkpoint_context',
+           'cpu_ddp_wrapper_cfg']

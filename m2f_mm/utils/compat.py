@@ -89,3 +89,36 @@ def _patch_mmengine_local_writes() -> None:
 
 
 _patch_mmengine_local_writes()
+
+
+def _patch_mmengine_cpu_distributed() -> None:
+    """mmengine's PyTorch launcher always calls ``torch.cuda.set_device``,
+    which fails on a CPU-only torch. Without CUDA, initialise the process
+    group directly, with gloo in place of nccl."""
+    import mmengine.dist.utils as dist_utils
+    original = dist_utils._init_dist_pytorch
+    if getattr(original, '_m2f_mm_patched', False):
+        return
+
+    @functools.wraps(original)
+    def init_dist_pytorch(backend, init_backend='torch', **kwargs):
+        if torch.cuda.is_available() or init_backend != 'torch':
+            return original(backend, init_backend=init_backend, **kwargs)
+        torch.distributed.init_process_group(
+            backend='gloo' if backend == 'nccl' else backend, **kwargs)
+
+    init_dist_pytorch._m2f_mm_patched = True
+    dist_utils._init_dist_pytorch = init_dist_pytorch
+
+
+_patch_mmengine_cpu_distributed()
+
+
+def cpu_ddp_wrapper_cfg(cfg) -> None:
+    """On a machine without CUDA, make the Runner's DDP wrapper take CPU
+    modules (mmengine passes ``device_ids=[LOCAL_RANK]`` otherwise)."""
+    if cfg.get('launcher', 'none') != 'none' and not torch.cuda.is_available():
+        wrapper = dict(cfg.get('model_wrapper_cfg') or
+                       dict(type='MMDistributedDataParallel'))
+        wrapper.setdefault('device_ids', None)
+        cfg.model_wrapper_cfg = wrapper

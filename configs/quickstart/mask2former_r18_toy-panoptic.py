@@ -1,0 +1,167 @@
+# Quickstart: a small Mask2Former trained from scratch on the generated
+# "toy shapes" dataset (tools/make_toy_dataset.py) on CPU in minutes. One
+# model gives panoptic, instance and semantic results, evaluated with
+# CocoPanopticMetric (PQ), CocoMetric (mask AP) and IoUMetric (mIoU).
+_base_ = '../_base_/default_runtime.py'
+custom_imports = dict(imports=['m2f_mm'], allow_failed_imports=False)
+
+data_root = 'data/toy/'
+thing_classes = ('circle', 'square', 'triangle')
+stuff_classes = ('sky', 'grass', 'water')
+metainfo = dict(
+    classes=thing_classes + stuff_classes,
+    thing_classes=thing_classes,
+    stuff_classes=stuff_classes,
+    palette=[(220, 20, 60), (255, 165, 0), (148, 0, 211), (135, 190, 235),
+             (70, 150, 60), (30, 70, 160)])
+num_things_classes = 3
+num_stuff_classes = 3
+image_size = (128, 128)
+num_points = 1024  # the 1/4-scale masks have 32x32 = 1024 pixels
+
+model = dict(
+    type='m2f_mm.Mask2Former',
+    data_preprocessor=dict(
+        type='DetDataPreprocessor',
+        mean=[123.675, 116.28, 103.53],
+        std=[58.395, 57.12, 57.375],
+        bgr_to_rgb=True,
+        pad_size_divisor=32,
+        pad_mask=True,
+        mask_pad_value=0,
+        pad_seg=True,
+        seg_pad_value=255),
+    backbone=dict(
+        type='ResNet',
+        depth=18,
+        base_channels=32,
+        num_stages=4,
+        out_indices=(0, 1, 2, 3),
+        frozen_stages=-1,
+        norm_cfg=dict(type='BN', requires_grad=True),
+        norm_eval=False,
+        style='pytorch',
+        init_cfg=None),
+    panoptic_head=dict(
+        type='m2f_mm.Mask2FormerHead',
+        in_channels=[32, 64, 128, 256],
+        strides=[4, 8, 16, 32],
+        feat_channels=64,
+        out_channels=64,
+        num_things_classes=num_things_classes,
+        num_stuff_classes=num_stuff_classes,
+        num_queries=20,
+        pixel_decoder=dict(
+            type='m2f_mm.MSDeformAttnPixelDecoder',
+            num_layers=2,
+            num_heads=4,
+            num_points=4,
+            ffn_dims=256,
+            norm_cfg=dict(type='GN', num_groups=16)),
+        transformer_decoder=dict(num_layers=6, num_heads=4, ffn_dims=256)),
+    panoptic_fusion_head=dict(
+        type='m2f_mm.Mask2FormerFusionHead',
+        num_things_classes=num_things_classes,
+        num_stuff_classes=num_stuff_classes),
+    train_cfg=dict(num_points=num_points, oversample_ratio=3.0,
+                   importance_sample_ratio=0.75),
+    test_cfg=dict(
+        panoptic_on=True,
+        instance_on=True,
+        semantic_on=True,
+        max_per_image=20,
+        object_mask_thr=0.8,
+        iou_thr=0.8,
+        filter_low_score=True))
+
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadPanopticAnnotations', with_bbox=True, with_mask=True,
+         with_seg=True),
+    dict(type='RandomFlip', prob=0.5),
+    # large-scale jitter, scaled down to the toy images
+    dict(type='RandomResize', scale=image_size, ratio_range=(0.5, 1.5),
+         keep_ratio=True),
+    dict(type='RandomCrop', crop_size=image_size, crop_type='absolute',
+         recompute_bbox=True, allow_negative_crop=True),
+    dict(type='PackDetInputs'),
+    dict(type='m2f_mm.BuildMaskTargets', num_things_classes=num_things_classes,
+         num_stuff_classes=num_stuff_classes),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadPanopticAnnotations', with_bbox=True, with_mask=True,
+         with_seg=True),
+    dict(type='PackDetInputs',
+         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
+                    'scale_factor')),
+]
+train_dataloader = dict(
+    batch_size=4,
+    num_workers=1,
+    persistent_workers=True,
+    sampler=dict(type='InfiniteSampler', shuffle=True),
+    dataset=dict(
+        type='CocoPanopticDataset',
+        data_root=data_root,
+        metainfo=metainfo,
+        ann_file='annotations/panoptic_train.json',
+        data_prefix=dict(img='train/', seg='annotations/panoptic_train/'),
+        filter_cfg=dict(filter_empty_gt=False),
+        pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=4,
+    num_workers=1,
+    persistent_workers=True,
+    drop_last=False,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type='CocoPanopticDataset',
+        data_root=data_root,
+        metainfo=metainfo,
+        ann_file='annotations/panoptic_val.json',
+        data_prefix=dict(img='val/', seg='annotations/panoptic_val/'),
+        test_mode=True,
+        pipeline=test_pipeline))
+test_dataloader = val_dataloader
+
+val_evaluator = [
+    dict(type='CocoPanopticMetric',
+         ann_file=data_root + 'annotations/panoptic_val.json',
+         seg_prefix=data_root + 'annotations/panoptic_val/'),
+    dict(type='CocoMetric',
+         ann_file=data_root + 'annotations/instances_val.json',
+         metric=['segm']),
+    dict(type='m2f_mm.SemSegIoUMetric', iou_metrics=['mIoU']),
+]
+test_evaluator = val_evaluator
+
+max_iters = 1500
+optim_wrapper = dict(
+    type='OptimWrapper',
+    optimizer=dict(type='AdamW', lr=5e-4, weight_decay=0.05, eps=1e-8,
+                   betas=(0.9, 0.999)),
+    paramwise_cfg=dict(
+        custom_keys={
+            'query_embed': dict(lr_mult=1.0, decay_mult=0.0),
+            'query_feat': dict(lr_mult=1.0, decay_mult=0.0),
+            'level_embed': dict(lr_mult=1.0, decay_mult=0.0),
+        },
+        norm_decay_mult=0.0),
+    clip_grad=dict(max_norm=0.01, norm_type=2))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=50),
+    dict(type='MultiStepLR', begin=0, end=max_iters, by_epoch=False,
+         milestones=[int(max_iters * 0.9), int(max_iters * 0.95)], gamma=0.1),
+]
+train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters,
+                 val_interval=max_iters)
+val_cfg = dict(type='ValLoop')
+test_cfg = dict(type='TestLoop')
+
+default_hooks = dict(
+    logger=dict(type='LoggerHook', interval=50),
+    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=max_iters,
+                    save_last=True, max_keep_ckpts=1))
+log_processor = dict(type='LogProcessor', window_size=50, by_epoch=False)
+randomness = dict(seed=0)
