@@ -33,7 +33,7 @@ test_pipeline = [
 ]
 train_dataloader = dict(dataset=dict(
     _delete_=True,
-    type='CocoDataset',
+    type='m2f_mm.CocoDataset',
     data_root=data_root,
     metainfo=metainfo,
     ann_file='annotations/instances_train.json',
@@ -42,7 +42,7 @@ train_dataloader = dict(dataset=dict(
     pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(
     _delete_=True,
-    type='CocoDataset',
+    type='m2f_mm.CocoDataset',
     data_root=data_root,
     metainfo=metainfo,
     ann_file='annotations/instances_val.json',

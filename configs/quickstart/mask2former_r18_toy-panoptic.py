@@ -76,7 +76,7 @@ model = dict(
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='LoadPanopticAnnotations', with_bbox=True, with_mask=True,
+    dict(type='m2f_mm.LoadPanopticAnnotations', with_bbox=True, with_mask=True,
          with_seg=True),
     dict(type='RandomFlip', prob=0.5),
     # large-scale jitter, scaled down to the toy images
@@ -90,7 +90,7 @@ train_pipeline = [
 ]
 test_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='LoadPanopticAnnotations', with_bbox=True, with_mask=True,
+    dict(type='m2f_mm.LoadPanopticAnnotations', with_bbox=True, with_mask=True,
          with_seg=True),
     dict(type='PackDetInputs',
          meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
@@ -102,7 +102,7 @@ train_dataloader = dict(
     persistent_workers=True,
     sampler=dict(type='InfiniteSampler', shuffle=True),
     dataset=dict(
-        type='CocoPanopticDataset',
+        type='m2f_mm.CocoPanopticDataset',
         data_root=data_root,
         metainfo=metainfo,
         ann_file='annotations/panoptic_train.json',
@@ -116,7 +116,7 @@ val_dataloader = dict(
     drop_last=False,
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
-        type='CocoPanopticDataset',
+        type='m2f_mm.CocoPanopticDataset',
         data_root=data_root,
         metainfo=metainfo,
         ann_file='annotations/panoptic_val.json',
