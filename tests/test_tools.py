@@ -81,3 +81,19 @@ def test_test_tool_bad_paths(argv, message):
     import test as test_tool
     with pytest.raises(SystemExit, match=message):
         test_tool.main(argv)
+
+
+def test_demo_writes_overlay_and_json(toy_data, tmp_path):
+    """tools/demo.py on an untrained model (which predicts no panoptic
+    segment: MMDet's visualizer used to fail on that) writes both files."""
+    sys.path.insert(0, os.path.join(REPO, 'tools'))
+    import demo
+    import quickstart
+    ckpt = quickstart.untrained_checkpoint(str(tmp_path))
+    image = os.path.join(toy_data, 'val', sorted(os.listdir(os.path.join(toy_data, 'val')))[0])
+    demo.main([image, QUICKSTART, ckpt, '--out-dir', str(tmp_path / 'out')])
+    stem = os.path.splitext(os.path.basename(image))[0]
+    assert (tmp_path / 'out' / 'vis' / f'{stem}.png').stat().st_size > 0
+    import json
+    pred = json.load(open(tmp_path / 'out' / 'preds' / f'{stem}.json'))
+    assert len(pred['labels']) == len(pred['scores']) > 0

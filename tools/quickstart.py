@@ -44,7 +44,8 @@ def untrained_checkpoint(work_dir: str) -> str:
         model = MODELS.build(cfg.model)
         model.init_weights()
         os.makedirs(work_dir, exist_ok=True)
-        torch.save({'state_dict': model.state_dict(), 'meta': {}}, path + '.part')
+        meta = dict(dataset_meta=dict(cfg.metainfo))  # classes and palette
+        torch.save({'state_dict': model.state_dict(), 'meta': meta}, path + '.part')
         os.replace(path + '.part', path)
     return path
 

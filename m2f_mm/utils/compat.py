@@ -122,3 +122,26 @@ def cpu_ddp_wrapper_cfg(cfg) -> None:
                        dict(type='MMDistributedDataParallel'))
         wrapper.setdefault('device_ids', None)
         cfg.model_wrapper_cfg = wrapper
+
+
+def _patch_mmdet_empty_panoptic_drawing() -> None:
+    """MMDet 3.3's visualizer fails (``np.stack`` of nothing) on a panoptic
+    prediction without segments, e.g. from an untrained model; draw the image
+    as it is instead."""
+    from mmdet.visualization import DetLocalVisualizer
+    original = DetLocalVisualizer._draw_panoptic_seg
+    if getattr(original, '_m2f_mm_patched', False):
+        return
+
+    @functools.wraps(original)
+    def draw(self, image, panoptic_seg, classes, palette):
+        ids = torch.as_tensor(panoptic_seg.sem_seg).unique()
+        if not (ids != len(classes)).any():
+            return image
+        return original(self, image, panoptic_seg, classes, palette)
+
+    draw._m2f_mm_patched = True
+    DetLocalVisualizer._draw_panoptic_seg = draw
+
+
+_patch_mmdet_empty_panoptic_drawing()
