@@ -4,7 +4,8 @@
     python tools/convert_checkpoint.py mmseg SRC.pth DST.pth
 
 SRC is a ``.pth`` holding ``state_dict`` (as MMDet/MMSeg save them) or a bare
-state dict. DST holds ``state_dict`` (and SRC's ``meta``) and loads with
+state dict. ``--head-prefix decode_head.`` moves an MMDet model's head into
+an MMSeg EncoderDecoder's layout (and ``panoptic_head.`` the other way). DST holds ``state_dict`` (and SRC's ``meta``) and loads with
 ``tools/test.py --checkpoint`` / mmengine's ``load_checkpoint``.
 """
 import argparse
@@ -15,7 +16,7 @@ import tempfile
 import torch
 
 
-def convert_file(source: str, src: str, dst: str) -> int:
+def convert_file(source: str, src: str, dst: str, head_prefix: str = None) -> int:
     from m2f_mm.converters import convert_mmdet_state_dict
     from m2f_mm.utils import safe_checkpoint_context
     if source not in ('mmdet', 'mmseg'):
@@ -33,7 +34,7 @@ def convert_file(source: str, src: str, dst: str) -> int:
     if not heads:
         raise ValueError(f'{src}: no Mask2Former head weights (keys starting '
                          'with panoptic_head. or decode_head.)')
-    out = dict(state_dict=convert_mmdet_state_dict(state),
+    out = dict(state_dict=convert_mmdet_state_dict(state, head_prefix=head_prefix),
                meta=dict(ckpt.get('meta', {}), converted_from=source))
     # write next to DST, then rename: a failed run leaves no half-written file
     dst_dir = os.path.dirname(os.path.abspath(dst))
@@ -55,9 +56,12 @@ def main(argv=None):
     parser.add_argument('source', choices=['mmdet', 'mmseg'])
     parser.add_argument('src')
     parser.add_argument('dst')
+    parser.add_argument('--head-prefix', choices=['panoptic_head.', 'decode_head.'],
+                        help='put the head under this prefix (decode_head. for an '
+                        'MMSeg EncoderDecoder, panoptic_head. for MMDet)')
     args = parser.parse_args(argv)
     try:
-        n = convert_file(args.source, args.src, args.dst)
+        n = convert_file(args.source, args.src, args.dst, args.head_prefix)
     except (ValueError, FileNotFoundError) as e:
         sys.exit(f'convert_checkpoint: {e}')
     print(f'converted {n} tensors from {args.src} ({args.source}) to {args.dst}')

@@ -70,6 +70,14 @@ class BuildMaskTargets(BaseTransform):
                                              self.num_things, self.num_classes)
         elif 'gt_sem_seg' in sample:
             sem = sample.gt_sem_seg.data[0]
+            where = sample.metainfo.get('seg_map_path') or where
+            img_size = sample.metainfo.get('img_shape')
+            if img_size is None and 'inputs' in results:
+                img_size = results['inputs'].shape[-2:]
+            if img_size is not None and tuple(sem.shape) != tuple(img_size[:2]):
+                raise ValueError(f'{where}: the label map is {sem.shape[0]}x'
+                                 f'{sem.shape[1]} but its image is '
+                                 f'{img_size[0]}x{img_size[1]}')
             labels, masks = semantic_to_masks(sem, 0, 1 << 30)
             keep = labels != self.ignore_index
             labels, masks = labels[keep], masks[keep]

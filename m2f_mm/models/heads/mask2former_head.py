@@ -93,7 +93,8 @@ class Mask2FormerHead(HostMixin, BaseModule):
         self.num_transformer_feat_level = num_transformer_feat_level
         self.ignore_index = ignore_index
         self.align_corners = align_corners
-        self.threshold = threshold
+        # MMSeg's EncoderDecoder thresholds single-channel outputs
+        self.threshold = 0.3 if threshold is None and num_classes == 1 else threshold
         self.out_channels = num_classes  # what MMSeg reads as seg-logit channels
         self.init_host(**host_kwargs)
 
