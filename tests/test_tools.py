@@ -97,3 +97,21 @@ def test_demo_writes_overlay_and_json(toy_data, tmp_path):
     import json
     pred = json.load(open(tmp_path / 'out' / 'preds' / f'{stem}.json'))
     assert len(pred['labels']) == len(pred['scores']) > 0
+
+
+@pytest.mark.parametrize('config, missing', [
+    ('configs/mask2former_r50_coco-panoptic.py',
+     'data/coco/annotations/panoptic_train2017.json: annotation file not found'),
+    ('configs/mask2former_r50_ade20k-semantic.py',
+     'data/ade/ADEChallengeData2016/images/training'),
+])
+def test_missing_dataset_is_one_line(config, missing, tmp_path, monkeypatch):
+    """Without the dataset, train.py stops with one line naming the missing
+    path and where to read how to get it."""
+    sys.path.insert(0, os.path.join(REPO, 'tools'))
+    import train as train_tool
+    monkeypatch.chdir(tmp_path)  # no data/ here
+    with pytest.raises(SystemExit) as e:
+        train_tool.main([os.path.join(REPO, config), '--work-dir', str(tmp_path / 'w')])
+    msg = str(e.value)
+    assert missing in msg and "README's 'Datasets'" in msg and '\n' not in msg

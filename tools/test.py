@@ -8,8 +8,6 @@ import os
 import os.path as osp
 
 from mmengine.config import Config, DictAction
-from mmengine.registry import RUNNERS, init_default_scope
-from mmengine.runner import Runner
 
 
 def parse_args(argv=None):
@@ -53,18 +51,11 @@ def _enable_visualization(cfg, args):
 
 
 def build_cfg(args) -> Config:
-    for path, what in ((args.config, 'config'), (args.checkpoint, 'checkpoint')):
-        if not osp.isfile(path):
-            raise SystemExit(f'test.py: {what} {path} does not exist')
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir') is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
+    from m2f_mm.utils.runner import load_config
+    cfg = load_config(args.config, 'test.py', args.cfg_options, args.work_dir,
+                      args.launcher)
+    if not osp.isfile(args.checkpoint):
+        raise SystemExit(f'test.py: checkpoint {args.checkpoint} does not exist')
     cfg.load_from = args.checkpoint
     if args.show or args.show_dir:
         _enable_visualization(cfg, args)
@@ -89,13 +80,9 @@ def build_cfg(args) -> Config:
 def main(argv=None):
     args = parse_args(argv)
     import m2f_mm  # noqa: F401  (compat fixes, m2f_mm scope)
-    from m2f_mm.utils import cpu_ddp_wrapper_cfg
-    cfg = build_cfg(args)
-    cpu_ddp_wrapper_cfg(cfg)
-    init_default_scope(cfg.get('default_scope', 'mmdet'))
-    runner = (RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg))
-    metrics = runner.test()
-    return metrics
+    from m2f_mm.utils.runner import build_runner, run_or_exit
+    runner = build_runner(build_cfg(args))
+    return run_or_exit(runner.test, 'test.py')
 
 
 if __name__ == '__main__':

@@ -9,8 +9,6 @@ import os
 import os.path as osp
 
 from mmengine.config import Config, DictAction
-from mmengine.registry import RUNNERS, init_default_scope
-from mmengine.runner import Runner
 
 
 def parse_args(argv=None):
@@ -38,17 +36,9 @@ def parse_args(argv=None):
 
 
 def build_cfg(args) -> Config:
-    if not osp.isfile(args.config):
-        raise SystemExit(f'train.py: config {args.config} does not exist')
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir') is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
+    from m2f_mm.utils.runner import load_config
+    cfg = load_config(args.config, 'train.py', args.cfg_options, args.work_dir,
+                      args.launcher)
     if args.amp:
         if cfg.optim_wrapper.get('type', 'OptimWrapper') == 'AmpOptimWrapper':
             print('AMP is already enabled in the config')
@@ -74,12 +64,9 @@ def build_cfg(args) -> Config:
 def main(argv=None):
     args = parse_args(argv)
     import m2f_mm  # noqa: F401  (compat fixes, m2f_mm scope)
-    from m2f_mm.utils import cpu_ddp_wrapper_cfg
-    cfg = build_cfg(args)
-    cpu_ddp_wrapper_cfg(cfg)
-    init_default_scope(cfg.get('default_scope', 'mmdet'))
-    runner = (RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg))
-    runner.train()
+    from m2f_mm.utils.runner import build_runner, run_or_exit
+    runner = build_runner(build_cfg(args))
+    run_or_exit(runner.train, 'train.py')
 
 
 if __name__ == '__main__':
