@@ -1,8 +1,9 @@
 # Mask2Former Swin-L (ImageNet-22k, 384), ADE20K semantic segmentation,
 # 160k iterations, batch 16, 512x512 crops (the paper trains Swin-L with
 # 640x640 crops and reports 56.1 mIoU single-scale; change crop_size in the
-# dataset and the data preprocessor's size to follow it).
-_base_ = ['./mask2former_r50_ade20k-semantic.py', './_base_/swin_paramwise.py']
+# dataset and the data preprocessor's size to follow it). MMSeg's Swin takes
+# no convert_weights and loads MMSeg's converted checkpoint.
+_base_ = ['./mask2former_r50_ade20k-semantic.py', './_base_/swin.py']
 pretrained = 'https://download.openmmlab.com/mmsegmentation/v0.5/pretrain/swin/swin_large_patch4_window12_384_22k_20220412-6580f57d.pth'  # noqa
 model = dict(
     backbone=dict(

@@ -1,13 +1,10 @@
 # Mask2Former Swin-L (ImageNet-22k, 384), COCO panoptic: 200 queries, 100 epochs
 # (paper: 57.8 PQ). Batch 16 as 16 GPUs x 1 image.
-_base_ = './mask2former_swin-b_coco-panoptic.py'
-pretrained = 'https://github.com/SwinTransformer/storage/releases/download/v1.0.0/swin_large_patch4_window12_384_22k.pth'  # noqa
-model = dict(
-    backbone=dict(
-        embed_dims=192,
-        num_heads=[6, 12, 24, 48],
-        init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
-    panoptic_head=dict(num_queries=200, in_channels=[192, 384, 768, 1536]))
+_base_ = ['./mask2former_r50_coco-panoptic.py', './_base_/swin.py']
+model = dict(backbone={{_base_.swin_l_backbone}},
+             panoptic_head=dict(num_queries=200, in_channels=[192, 384, 768, 1536]))
+optim_wrapper = dict(paramwise_cfg=dict(
+    custom_keys={{_base_.swin_custom_keys}}, norm_decay_mult=0.0))
 
 train_dataloader = dict(batch_size=1, num_workers=1)
 
