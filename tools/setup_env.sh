@@ -21,7 +21,11 @@ TORCH_VERSION=2.13.0
 T0=$SECONDS
 
 say() { printf '[setup %4ds] %s\n' $((SECONDS - T0)) "$*"; }
-quiet_pip() { "${PIP[@]}" install -q "$@" 2>&1 | grep -v 'Running pip as the .root. user' || true; }
+# pip, quietly; pip's own failure still fails the script (pipefail)
+quiet_pip() {
+  "${PIP[@]}" install -q "$@" 2>&1 |
+    { grep -v -e 'Running pip as the .root. user' -e "^WARNING: Location '.*' is ignored" || true; }
+}
 
 # 1. torch: keep whatever torch is there (a CUDA build on a GPU machine);
 #    install the pinned CPU wheel only where there is none.
