@@ -33,7 +33,7 @@ if "$PY" -c 'import torch' 2>/dev/null; then
   say "torch $("$PY" -c 'import torch; print(torch.__version__)') present"
 else
   say "installing torch==$TORCH_VERSION"
-  quiet_pip "torch==$TORCH_VERSION"
+  quiet_pip "torch==$TORCH_VERSION" "numpy>=1.24,<2.3"
 fi
 TORCH_TAG=$("$PY" -c 'import torch; print(torch.__version__)')
 
@@ -56,7 +56,7 @@ else
     quiet_pip -r "$REPO/requirements/build.txt"
     MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-$(nproc)} \
       "${PIP[@]}" wheel -q --no-build-isolation --no-deps -w "$WHEELS.partial" \
-      "mmcv==$MMCV_VERSION"
+      "mmcv==$MMCV_VERSION" 2>&1 | { grep -v "^WARNING: Location '.*' is ignored" || true; }
     # Publish the wheel only once it is whole.
     mv "$WHEELS.partial"/mmcv-$MMCV_VERSION-*.whl "$WHEELS"/ && rmdir "$WHEELS.partial"
   else
