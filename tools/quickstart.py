@@ -90,8 +90,10 @@ def main():
 
     print('\n| metric | untrained | trained |\n| --- | --- | --- |')
     for name, key in METRICS:
-        print(f'| {name} | {before.get(key, float("nan")):.1f} | '
-              f'{after.get(key, float("nan")):.1f} |')
+        # CocoMetric reports fractions, the other two percentages
+        scale = 100 if key.startswith('coco/') else 1
+        print(f'| {name} | {scale * before.get(key, float("nan")):.1f} | '
+              f'{scale * after.get(key, float("nan")):.1f} |')
     print(f'\ncheckpoint: {trained}')
     if overlays:
         print(f'overlays:   {len(overlays)} PNGs, e.g. {overlays[0]}')
