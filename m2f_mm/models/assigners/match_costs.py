@@ -3,7 +3,6 @@
 All take a leading batch of cost matrices (e.g. decoder layers) so one call
 covers every prediction set of an image.
 """
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -16,13 +15,15 @@ def class_cost(cls_logits: Tensor, gt_labels: Tensor) -> Tensor:
 def sigmoid_bce_cost(mask_logits: Tensor, gt_masks: Tensor) -> Tensor:
     """Mean binary cross-entropy over points.
 
+    With BCE(x, 1) = softplus(−x) and BCE(x, 0) = softplus(−x) + x, the sum
+    over the points of a target is Σ softplus(−x) + Σ x·(1 − t): one
+    softplus pass and one matrix product.
+
     mask_logits: (..., Q, P); gt_masks: (..., G, P) in [0, 1] → (..., Q, G).
     """
-    pos = F.binary_cross_entropy_with_logits(
-        mask_logits, torch.ones_like(mask_logits), reduction='none')
-    neg = F.binary_cross_entropy_with_logits(
-        mask_logits, torch.zeros_like(mask_logits), reduction='none')
-    cost = pos @ gt_masks.transpose(-1, -2) + neg @ (1 - gt_masks).transpose(-1, -2)
+    # softplus(−x) = −softplus(x, beta=−1), without a negated copy of x
+    pos = -F.softplus(mask_logits, beta=-1).sum(-1, keepdim=True)  # ...×Q×1
+    cost = pos + mask_logits @ (1 - gt_masks).transpose(-1, -2)
     return cost / mask_logits.shape[-1]
 
 
@@ -32,6 +33,6 @@ def dice_cost(mask_logits: Tensor, gt_masks: Tensor, eps: float = 1.0) -> Tensor
     mask_logits: (..., Q, P); gt_masks: (..., G, P) → (..., Q, G).
     """
     probs = mask_logits.sigmoid()
-    numerator = 2 * probs @ gt_masks.transpose(-1, -2)
+    numerator = 2 * (probs @ gt_masks.transpose(-1, -2))  # ×2 on the small result
     denominator = probs.sum(-1)[..., :, None] + gt_masks.sum(-1)[..., None, :]
     return 1 - (numerator + eps) / (denominator + eps)

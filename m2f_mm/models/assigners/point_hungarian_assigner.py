@@ -31,34 +31,39 @@ class PointHungarianAssigner:
         self.num_points = num_points
 
     @torch.no_grad()
-    def cost_matrices(self, cls_logits: Tensor, mask_logits: Tensor,
-                      gt_labels: Tensor, gt_masks: Tensor,
-                      points: Tensor) -> Tensor:
+    def cost_matrices(self, cls_logits: Tensor, mask_logits: Optional[Tensor],
+                      gt_labels: Tensor, gt_masks: Tensor, points: Tensor,
+                      point_logits: Optional[Tensor] = None) -> Tensor:
         """Costs of S prediction sets of one image at once.
 
         Args:
             cls_logits: (S, Q, C+1).
-            mask_logits: (S, Q, H, W).
+            mask_logits: (S, Q, H, W); not read when ``point_logits`` is given.
             gt_labels: (G,).
             gt_masks: (G, H', W'), any resolution (points are normalised).
             points: (S, P, 2) in [0, 1].
+            point_logits: (S, Q, P), ``mask_logits`` already sampled at
+                ``points`` (the head samples a set of all images at once).
 
         Returns:
             (S, Q, G).
         """
-        s = mask_logits.shape[0]
-        pred_pts = point_sample(mask_logits, points)  # S×Q×P
-        gt = gt_masks.to(pred_pts.dtype).unsqueeze(0).expand(s, -1, -1, -1)
+        if point_logits is None:
+            point_logits = point_sample(mask_logits, points)  # S×Q×P
+        s = point_logits.shape[0]
+        gt = gt_masks.to(point_logits.dtype).unsqueeze(0).expand(s, -1, -1, -1)
         gt_pts = point_sample(gt, points)  # S×G×P
         cost = self.cls_weight * class_cost(cls_logits, gt_labels)
-        cost = cost + self.mask_weight * sigmoid_bce_cost(pred_pts, gt_pts)
-        cost = cost + self.dice_weight * dice_cost(pred_pts, gt_pts)
+        cost = cost + self.mask_weight * sigmoid_bce_cost(point_logits, gt_pts)
+        cost = cost + self.dice_weight * dice_cost(point_logits, gt_pts)
         return cost
 
-    def assign(self, cls_logits: Tensor, mask_logits: Tensor,
+    def assign(self, cls_logits: Tensor, mask_logits: Optional[Tensor],
                gt_labels: Tensor, gt_masks: Tensor,
                points: Optional[Tensor] = None,
-               rand: Optional[RandFn] = None) -> List[Tuple[Tensor, Tensor]]:
+               rand: Optional[RandFn] = None,
+               point_logits: Optional[Tensor] = None
+               ) -> List[Tuple[Tensor, Tensor]]:
         """Match every prediction set of one image.
 
         Args as in :meth:`cost_matrices`; ``points`` default to uniform
@@ -68,8 +73,8 @@ class PointHungarianAssigner:
             One (query_indices, gt_indices) pair of long tensors per set,
             sorted by query; empty when the image has no targets.
         """
-        s, q = mask_logits.shape[:2]
-        device = mask_logits.device
+        s = cls_logits.shape[0]
+        device = cls_logits.device
         if points is None:
             points = (rand or _torch_rand)(s, self.num_points, 2, device=device)
         num_gts = gt_labels.numel()
@@ -77,7 +82,7 @@ class PointHungarianAssigner:
             empty = torch.empty(0, dtype=torch.long, device=device)
             return [(empty, empty)] * s
         cost = self.cost_matrices(cls_logits, mask_logits, gt_labels, gt_masks,
-                                  points)
+                                  points, point_logits)
         cost = cost.float().cpu().numpy()
         if not np.isfinite(cost).all():
             raise ValueError('PointHungarianAssigner: the matching cost has '

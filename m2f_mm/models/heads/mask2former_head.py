@@ -157,8 +157,8 @@ class Mask2FormerHead(HostMixin, BaseModule):
                        ) -> Tuple[Tensor, Tensor]:
         queries = self.transformer_decoder.post_norm(queries)  # B×Q×C
         cls_logits = self.cls_embed(queries)  # B×Q×(K+1)
-        mask_logits = torch.einsum('bqc,bchw->bqhw', self.mask_embed(queries),
-                                   mask_features)  # B×Q×H/4×W/4
+        mask_logits = mask_logits_of(self.mask_embed(queries),
+                                     mask_features)  # B×Q×H/4×W/4
         return cls_logits, mask_logits
 
     def forward_features(self, feats: Sequence[Tensor]
@@ -230,7 +230,6 @@ class Mask2FormerHead(HostMixin, BaseModule):
         num_sets = len(all_cls)
         b, q = all_cls[0].shape[:2]
         cls = torch.stack(all_cls)  # S×B×Q×(K+1)
-        masks = torch.stack(all_masks)  # S×B×Q×h×w
         device = cls.device
 
         # Hungarian matching of every set of an image in one batched cost
@@ -239,8 +238,15 @@ class Mask2FormerHead(HostMixin, BaseModule):
                             device=device)
         matched = []  # per image: set, query and gt indices of the matches
         for i, (gt_labels, gt_masks) in enumerate(targets):
-            pairs = self.assigner.assign(cls[:, i].detach(), masks[:, i].detach(),
-                                         gt_labels, gt_masks, match_points[i])
+            point_logits = None  # each set at its own points: S×Q×P
+            if gt_labels.numel():
+                with torch.no_grad():
+                    point_logits = torch.cat([
+                        point_sample(m[i:i + 1], match_points[i, s:s + 1])
+                        for s, m in enumerate(all_masks)])
+            pairs = self.assigner.assign(cls[:, i].detach(), None, gt_labels,
+                                         gt_masks, match_points[i],
+                                         point_logits=point_logits)
             s_idx = torch.cat([torch.full_like(r, s) for s, (r, _) in enumerate(pairs)])
             q_idx = torch.cat([r for r, _ in pairs])
             g_idx = torch.cat([c for _, c in pairs])
@@ -261,8 +267,8 @@ class Mask2FormerHead(HostMixin, BaseModule):
             all_reduce(num_masks, op='mean')
         num_masks = max(num_masks.item(), 1.0)
 
-        loss_mask, loss_dice = self._mask_losses(masks, targets, matched,
-                                                 num_sets, num_masks)
+        loss_mask, loss_dice = self._mask_losses(all_masks, targets, matched,
+                                                 num_masks)
         w = self.loss_weights
         losses = {}
         for s in range(num_sets):
@@ -272,21 +278,24 @@ class Mask2FormerHead(HostMixin, BaseModule):
             losses[f'{prefix}loss_dice'] = w['dice'] * loss_dice[s]
         return losses
 
-    def _mask_losses(self, masks: Tensor, targets: Targets, matched: list,
-                     num_sets: int, num_masks: float) -> Tuple[Tensor, Tensor]:
+    def _mask_losses(self, all_masks: List[Tensor], targets: Targets,
+                     matched: list, num_masks: float) -> Tuple[Tensor, Tensor]:
         """Point-sampled BCE and Dice per set, (S,) each."""
+        num_sets, num_images = len(all_masks), len(targets)
         # matched predictions ordered set-major, then image, then query
         s_all = torch.cat([m[0] for m in matched])
         img_all = torch.cat([torch.full_like(m[0], i) for i, m in enumerate(matched)])
         q_all = torch.cat([m[1] for m in matched])
         g_all = torch.cat([m[2] for m in matched])
         if s_all.numel() == 0:
-            zero = masks.sum() * 0.0  # keeps every mask output in the graph
+            zero = sum(m.sum() for m in all_masks) * 0.0  # keeps them in the graph
             return zero.expand(num_sets), zero.expand(num_sets)
-        order = torch.argsort(s_all * masks.shape[1] + img_all, stable=True)
+        order = torch.argsort(s_all * num_images + img_all, stable=True)
         s_all, img_all, q_all, g_all = (s_all[order], img_all[order],
                                         q_all[order], g_all[order])
-        pred = masks[s_all, img_all, q_all]  # M×h×w
+        set_sizes = torch.bincount(s_all, minlength=num_sets).tolist()
+        pred = torch.cat([m[i, q] for m, i, q in zip(
+            all_masks, img_all.split(set_sizes), q_all.split(set_sizes))])  # M×h×w
 
         if not self.point_sampled_loss:
             bce = pred.new_zeros(num_sets)
@@ -298,7 +307,6 @@ class Mask2FormerHead(HostMixin, BaseModule):
                 bce[s], dice[s] = full_mask_losses(pred[sel], tgt, num_masks)
             return bce, dice
 
-        set_sizes = torch.bincount(s_all, minlength=num_sets).tolist()
         with torch.no_grad():
             coords = self.sample_loss_points(pred.detach(), set_sizes)  # M×P×2
             point_tgt = torch.empty(coords.shape[:2], device=coords.device,
@@ -318,6 +326,54 @@ class Mask2FormerHead(HostMixin, BaseModule):
         bce = per_mask_bce.new_zeros(num_sets).index_add(0, s_all, per_mask_bce)
         dice = per_mask_dice.new_zeros(num_sets).index_add(0, s_all, per_mask_dice)
         return bce / num_masks, dice / num_masks
+
+
+def mask_logits_of(embed: Tensor, features: Tensor) -> Tensor:
+    """``einsum('bqc,bchw->bqhw')``; on CPU without autocast through
+    :class:`MaskLogits`, whose backward skips unsupervised queries."""
+    if features.device.type != 'cpu' or _cpu_autocast():
+        return torch.einsum('bqc,bchw->bqhw', embed, features)
+    return MaskLogits.apply(embed, features)
+
+
+def _cpu_autocast() -> bool:
+    try:
+        return torch.is_autocast_enabled('cpu')
+    except TypeError:  # torch < 2.4
+        return torch.is_autocast_cpu_enabled()
+
+
+class MaskLogits(torch.autograd.Function):
+    """``einsum('bqc,bchw->bqhw', mask_embed, mask_features)`` whose
+    backward skips queries without gradient: the losses supervise only the
+    matched queries of each prediction set, so most rows of the incoming
+    gradient are zero and need no matrix product."""
+
+    @staticmethod
+    def forward(ctx, embed: Tensor, features: Tensor) -> Tensor:
+        ctx.save_for_backward(embed, features)
+        b, c, h, w = features.shape
+        return torch.bmm(embed, features.view(b, c, h * w)).view(b, -1, h, w)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        embed, features = ctx.saved_tensors
+        b, c, h, w = features.shape
+        grad = grad.reshape(b, -1, h * w)
+        features = features.view(b, c, h * w)
+        grad_embed = torch.zeros_like(embed) if ctx.needs_input_grad[0] else None
+        grad_features = (torch.empty_like(features) if ctx.needs_input_grad[1]
+                         else None)
+        for i, rows in enumerate(grad.ne(0).any(-1)):  # per image: Q
+            rows = rows.nonzero().squeeze(1)
+            g = grad[i, rows]  # R×hw
+            if grad_embed is not None and rows.numel():
+                grad_embed[i, rows] = g @ features[i].t()
+            if grad_features is not None:
+                torch.mm(embed[i, rows].t(), g, out=grad_features[i])
+        if grad_features is not None:
+            grad_features = grad_features.view(b, c, h, w)
+        return grad_embed, grad_features
 
 
 def _sample_targets(gt_masks: Tensor, gt_idx: Tensor, coords: Tensor) -> Tensor:

@@ -21,7 +21,7 @@ def point_sample(inputs: Tensor, coords: Tensor) -> Tensor:
     Returns:
         (N, C, P).
     """
-    grid = coords.unsqueeze(2) * 2.0 - 1.0  # N×P×1×2 in [-1, 1]
+    grid = coords.unsqueeze(2).mul(2.0).sub_(1.0)  # N×P×1×2 in [-1, 1]
     return F.grid_sample(inputs, grid, align_corners=False).squeeze(3)
 
 
@@ -49,7 +49,8 @@ def uncertain_point_coords(mask_logits: Tensor,
     candidates = rand(n, num_sampled, 2, device=device)
     uncertainty = -point_sample(mask_logits, candidates)[:, 0].abs()  # N×S
     num_uncertain = int(importance_ratio * num_points)
-    idx = uncertainty.topk(num_uncertain, dim=1).indices
+    # the order of the points does not matter to the losses: unsorted is faster
+    idx = uncertainty.topk(num_uncertain, dim=1, sorted=False).indices
     coords = torch.gather(candidates, 1, idx.unsqueeze(-1).expand(-1, -1, 2))
     num_random = num_points - num_uncertain
     if num_random > 0:
