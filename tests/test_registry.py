@@ -4,7 +4,7 @@ import pytest
 from mmengine.registry import DefaultScope
 
 import m2f_mm.registry as reg
-from m2f_mm.registry import MODELS, TASK_UTILS, TRANSFORMS
+from m2f_mm.registry import DATASETS, METRICS, MODELS, TASK_UTILS, TRANSFORMS
 
 # one registered object per registry of ours, as (registry, config)
 CASES = {
@@ -15,6 +15,10 @@ CASES = {
     'TASK_UTILS': (TASK_UTILS, dict(type='PointHungarianAssigner', num_points=16)),
     'TRANSFORMS': (TRANSFORMS, dict(type='BuildMaskTargets', num_things_classes=2,
                                     num_stuff_classes=1)),
+    'DATASETS': (DATASETS, dict(type='CocoPanopticDataset', ann_file='none.json',
+                                data_prefix=dict(img='img/', seg='seg/'),
+                                lazy_init=True)),
+    'METRICS': (METRICS, dict(type='SemSegIoUMetric')),
 }
 
 
@@ -69,7 +73,7 @@ def test_foreign_bare_names_still_resolve():
 
 def test_registries_are_children_of_mmengine_roots():
     import mmengine.registry as root
-    for name in ('MODELS', 'TASK_UTILS', 'TRANSFORMS'):
+    for name in ('MODELS', 'TASK_UTILS', 'TRANSFORMS', 'DATASETS', 'METRICS'):
         ours = getattr(reg, name)
         assert ours.scope == 'm2f_mm'
         assert ours.parent is getattr(root, name)
