@@ -11,7 +11,7 @@ from mmcv.ops.multi_scale_deform_attn import (MultiScaleDeformableAttention,
 import torch.nn.functional as F
 
 from m2f_mm.models.assigners.match_costs import sigmoid_bce_cost
-from m2f_mm.models.heads.mask2former_head import MaskLogits
+from m2f_mm.models.heads.mask2former_head import MaskLogitsOfSets
 from m2f_mm.models.pixel_decoders.msdeformattn_pixel_decoder import \
     DeformableAttention
 from m2f_mm.ops import ms_deform_attn, ms_deform_attn_sparse
@@ -112,20 +112,55 @@ def test_module_equals_mmcv_module_on_shared_weights(batch):
                                atol=1e-5, rtol=1e-5)
 
 
-def test_mask_logits_gradients_equal_einsum_with_sparse_rows():
+@pytest.mark.parametrize('dense', [False, True])
+def test_mask_logits_of_sets_equal_einsum(dense):
+    """One backward for the mask logits of all sets: values and the
+    gradients of features and every set's embedding equal per-set einsums,
+    with sparse rows (unsupervised queries, an image without matches, a set
+    whose output is unused) and with dense ones."""
     g = torch.Generator().manual_seed(0)
-    embed = torch.randn(2, 6, 5, generator=g, requires_grad=True)
+    num_sets = 3
+    embeds = [torch.randn(2, 6, 5, generator=g, requires_grad=True)
+              for _ in range(num_sets)]
     features = torch.randn(2, 5, 4, 3, generator=g, requires_grad=True)
-    grad = torch.randn(2, 6, 4, 3, generator=g)
-    grad[0, [1, 2, 4]] = 0  # unsupervised queries
-    grad[1] = 0  # an image without matches
-    ref = torch.einsum('bqc,bchw->bqhw', embed, features)
-    ref_grads = torch.autograd.grad(ref, (embed, features), grad)
-    out = MaskLogits.apply(embed, features)
-    grads = torch.autograd.grad(out, (embed, features), grad)
-    torch.testing.assert_close(out, ref)
-    for a, b in zip(grads, ref_grads):
+    grads = [torch.randn(2, 6, 4, 3, generator=g) for _ in range(num_sets)]
+    if not dense:
+        grads[0][0, [1, 2, 4]] = 0  # unsupervised queries
+        grads[0][1] = 0  # an image without matches
+        grads[1][:, :5] = 0
+    ref = [torch.einsum('bqc,bchw->bqhw', e, features) for e in embeds]
+    used = range(num_sets) if dense else [0, 1]  # set 2 unused when sparse
+    ref_grads = torch.autograd.grad([ref[s] for s in used], embeds + [features],
+                                    [grads[s] for s in used], allow_unused=True)
+    with torch.no_grad():
+        logits = [torch.einsum('bqc,bchw->bqhw', e, features) for e in embeds]
+    out = MaskLogitsOfSets.apply(features, num_sets, *embeds, *logits)
+    got = torch.autograd.grad([out[s] for s in used], embeds + [features],
+                              [grads[s] for s in used], allow_unused=True)
+    for a, b in zip(out, ref):
         torch.testing.assert_close(a, b)
+    for a, b in zip(got, ref_grads):
+        if b is None:  # the unused set: no gradient, or an all-zero one
+            assert a is None or not a.any()
+        else:
+            torch.testing.assert_close(a, b)
+
+
+def test_head_fuses_mask_logits_only_with_autograd_on_cpu():
+    """The fused node serves CPU forwards with autograd on; no-grad
+    forwards give plain tensors with the same values."""
+    from reference_models import build_pair
+    _, model = build_pair(seed=0)
+    head = model.panoptic_head
+    x = torch.randn(1, 3, 64, 96, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        feats = model.extract_feat(x)
+        plain_cls, plain_masks = head.forward_features(feats)
+    assert all(m.grad_fn is None for m in plain_masks)
+    fused_cls, fused_masks = head.forward_features(feats)
+    assert {type(m.grad_fn).__name__ for m in fused_masks} == {'MaskLogitsOfSetsBackward'}
+    for a, b in zip(plain_cls + plain_masks, fused_cls + fused_masks):
+        assert torch.equal(a, b.detach())
 
 
 def test_bce_cost_equals_pairwise_bce():
@@ -137,3 +172,36 @@ def test_bce_cost_equals_pairwise_bce():
         targets[:, None].expand(-1, 7, -1, -1), reduction='none').mean(-1)
     torch.testing.assert_close(sigmoid_bce_cost(logits, targets), pairwise,
                                atol=1e-5, rtol=1e-6)
+
+
+@pytest.mark.parametrize('num_things', [0, 3, 5])
+def test_instance_fusion_equals_per_pair_computation(num_things):
+    """Scores and boxes computed once per distinct query (through a reused
+    buffer) equal MMDet's per-(query, class) computation; no thing class at
+    all gives an empty result."""
+    from mmdet.structures.mask import mask2bbox
+
+    from m2f_mm.models.heads.fusion import instance_fusion
+    g = torch.Generator().manual_seed(3)
+    num_classes, q = 6, 11  # 11 queries: not a multiple of the 8-row chunks
+    cls_logits = torch.randn(q, num_classes + 1, generator=g) * 3
+    mask_logits = torch.randn(q, 20, 30, generator=g) * 2
+    mask_logits[4] = -1  # a query with an empty mask
+    res = instance_fusion(cls_logits, mask_logits, num_classes, num_things,
+                          max_per_image=25)
+    scores = cls_logits.softmax(-1)[:, :-1].flatten()
+    top, idx = scores.topk(25, sorted=False)
+    labels, query = idx % num_classes, idx // num_classes
+    thing = labels < num_things
+    top, labels, query = top[thing], labels[thing], query[thing]
+    logits = mask_logits[query]
+    binary = (logits > 0).float()
+    mask_scores = (logits.sigmoid().flatten(1) * binary.flatten(1)).sum(1) / (
+        binary.flatten(1).sum(1) + 1e-6)
+    assert len(res) == len(labels) and (num_things == 0) == (len(res) == 0)
+    if num_things:
+        assert len(torch.unique(query)) < len(query), 'want repeated queries'
+    assert torch.equal(res.labels, labels)
+    assert torch.equal(res.masks, binary.bool())
+    torch.testing.assert_close(res.scores, top * mask_scores, rtol=1e-6, atol=1e-7)
+    assert torch.equal(res.bboxes, mask2bbox(binary.bool()))

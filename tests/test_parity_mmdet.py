@@ -5,6 +5,7 @@ import pytest
 import torch
 from mmdet.utils import register_all_modules
 
+from m2f_mm.converters import convert_mmdet_state_dict
 from reference_models import build_pair
 from synthetic import RandRecorder, make_sample, replay_mmdet_points
 
@@ -38,9 +39,23 @@ def test_all_prediction_sets_match(pair):
         torch.testing.assert_close(b, a, atol=1e-4, rtol=0)
 
 
+@pytest.mark.parametrize('chunked', [False, True])
 @pytest.mark.parametrize('case', ['panoptic', 'instance', 'one_empty_image'])
-def test_losses_match_with_same_points(pair, case):
+def test_losses_match_with_same_points(pair, case, chunked, monkeypatch):
+    """Every loss term and every parameter's gradient; ``chunked`` makes the
+    matching costs run 3 sets at a time (4 pieces for 10 sets) and the
+    uncertain-point selection 7 masks at a time, as at full size."""
     ref, ours = pair
+    if chunked:
+        import importlib
+        mask2former_head = importlib.import_module(
+            'm2f_mm.models.heads.mask2former_head')
+        point_sample = importlib.import_module('m2f_mm.models.utils.point_sample')
+        head = ours.panoptic_head
+        monkeypatch.setattr(mask2former_head, 'CHUNK_ELEMENTS',
+                            3 * head.num_queries * head.num_points)
+        monkeypatch.setattr(point_sample, 'CHUNK_ELEMENTS',
+                            7 * int(head.num_points * head.oversample_ratio))
     ref.train()
     ours.train()
     try:
@@ -66,15 +81,28 @@ def test_losses_match_with_same_points(pair, case):
     # MMDet's mask terms are (1,)-shaped; ours are scalars
     assert total.dim() == 0
     assert abs(total.item() - sum(losses_ref.values()).item()) <= 1e-4
-    total.backward()  # the graph is whole
-    assert all(torch.isfinite(p.grad).all() for p in ours.parameters()
-               if p.grad is not None)
+    # the gradients of every parameter equal MMDet's (ours backpropagates
+    # the mask logits of all sets through one fused node on CPU)
+    total.backward()
+    sum(v.sum() for v in losses_ref.values()).backward()
+    grads_ref = convert_mmdet_state_dict(
+        {k: p.grad for k, p in ref.named_parameters() if p.grad is not None})
+    grads_ours = {k: p.grad for k, p in ours.named_parameters() if p.grad is not None}
+    assert set(grads_ours) == set(grads_ref) and len(grads_ours) > 100
+    for key, g in grads_ref.items():
+        torch.testing.assert_close(grads_ours[key], g, rtol=1e-3,
+                                   atol=1e-5 * float(g.abs().max()) + 1e-7,
+                                   msg=lambda m, key=key: f'{key}: {m}')
     ours.zero_grad()
+    ref.zero_grad()
 
 
-def test_fusion_results_identical():
+@pytest.mark.parametrize('ori_shape', [None, (H, W), (80, 120)])
+def test_fusion_results_identical(ori_shape):
     """Confident predictions (scaled class weights) through both models'
-    predict: identical panoptic maps and instance results."""
+    predict: identical panoptic maps and instance results, without
+    rescaling, rescaled to the same size (skipped as the identity) and to
+    another original size."""
     ref, ours = build_pair(seed=2)
     with torch.no_grad():
         for m in (ref, ours):
@@ -83,12 +111,16 @@ def test_fusion_results_identical():
     x = _inputs(seed=7)
     samples_ref = [make_sample(H, W, seed=i) for i in range(2)]
     samples_ours = [make_sample(H, W, seed=i) for i in range(2)]
+    if ori_shape is not None:
+        for s in samples_ref + samples_ours:
+            s.set_metainfo(dict(ori_shape=ori_shape))
     with torch.no_grad():
-        out_ref = ref.predict(x, samples_ref, rescale=False)
-        out_ours = ours.predict(x, samples_ours, rescale=False)
+        out_ref = ref.predict(x, samples_ref, rescale=ori_shape is not None)
+        out_ours = ours.predict(x, samples_ours, rescale=ori_shape is not None)
     kept = 0
     for a, b in zip(out_ref, out_ours):
         pa, pb = a.pred_panoptic_seg.sem_seg, b.pred_panoptic_seg.sem_seg
+        assert pb.shape[-2:] == (ori_shape or (H, W))
         assert torch.equal(pa, pb)
         kept += len(torch.unique(pa))
         ia, ib = a.pred_instances, b.pred_instances

@@ -34,6 +34,8 @@ import numpy as np
 import torch
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+if REPO not in sys.path:  # run from a checkout without `pip install -e .`
+    sys.path.insert(1, REPO)
 OURS_CONFIG = osp.join(REPO, 'configs', 'mask2former_r50_coco-panoptic.py')
 MMDET_CONFIG = osp.join('mask2former', 'mask2former_r50_8xb2-lsj-50e_coco-panoptic.py')
 NAMES = {'m2f_mm': 'm2f_mm (ours)', 'mmdet': 'MMDetection 3.3',
@@ -197,11 +199,13 @@ def hf_targets(samples) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
 class Bench:
     """One implementation's train step and inference on a fixed batch."""
 
-    def __init__(self, name: str, model, inputs, samples, lr: float = 1e-4):
+    def __init__(self, name: str, model, inputs, samples, lr: float = 1e-4,
+                 infer_batch: Optional[int] = None):
         self.name = name
         self.model = model
         self.inputs = inputs
         self.samples = samples
+        self.infer_batch = infer_batch or len(inputs)  # the first images
         self.optimizer = torch.optim.AdamW(
             [p for p in model.parameters() if p.requires_grad], lr=lr,
             weight_decay=0.05)
@@ -235,27 +239,32 @@ class Bench:
     def predict(self):
         """Inference with panoptic fusion (and MMDet's instance results)."""
         self.model.eval()
+        inputs = self.inputs[:self.infer_batch]
         if self.name == 'hf':
-            out = self.model(pixel_values=self.inputs)
-            size = tuple(self.inputs.shape[-2:])
+            out = self.model(pixel_values=inputs)
+            size = tuple(inputs.shape[-2:])
             return self.processor.post_process_panoptic_segmentation(
                 out, threshold=0.8, overlap_mask_area_threshold=0.8,
-                target_sizes=[size] * len(self.inputs))
-        samples = [s.clone() for s in self.samples]
-        return self.model.predict(self.inputs, samples)
+                target_sizes=[size] * len(inputs))
+        samples = [s.clone() for s in self.samples[:self.infer_batch]]
+        return self.model.predict(inputs, samples)
 
 
-def build_benches(impls, size, batch, device='cpu', small=False, seed=0):
+def build_benches(impls, size, batch, device='cpu', small=False, seed=0,
+                  infer_batch=None):
     inputs, samples = synthetic_batch(size, batch, seed=seed, device=device)
     benches = {}
     if 'm2f_mm' in impls or 'mmdet' in impls:
         ours, ref = build_mmdet_pair(seed, small, device)
         if 'm2f_mm' in impls:
-            benches['m2f_mm'] = Bench('m2f_mm', ours, inputs, samples)
+            benches['m2f_mm'] = Bench('m2f_mm', ours, inputs, samples,
+                                      infer_batch=infer_batch)
         if 'mmdet' in impls:
-            benches['mmdet'] = Bench('mmdet', ref, inputs, samples)
+            benches['mmdet'] = Bench('mmdet', ref, inputs, samples,
+                                     infer_batch=infer_batch)
     if 'hf' in impls:
-        benches['hf'] = Bench('hf', build_hf(seed, small, device), inputs, samples)
+        benches['hf'] = Bench('hf', build_hf(seed, small, device), inputs, samples,
+                              infer_batch=infer_batch)
     return benches
 
 
@@ -558,10 +567,11 @@ def run_benchmark(benches: Dict[str, Bench], args) -> str:
         for impl in benches:
             memory[impl] = memory_in_subprocess(impl, 'train', args)
     lines.append(f'Mask2Former R-50, COCO panoptic (133 classes, 100 queries, 9 layers, '
-                 f'K=12544), {args.size}×{args.size}, batch {args.batch}, '
-                 f'{args.device}, {args.threads} threads, medians of {args.repeats} '
-                 f'alternating rounds; train step = forward + loss + backward + AdamW '
-                 f'step; inference = `predict` with panoptic + instance fusion ('
+                 f'K=12544), {args.size}×{args.size}, {args.device}, {args.threads} '
+                 f'threads, medians of {args.repeats} alternating rounds; train step '
+                 f'(batch {args.batch}) = forward + loss + backward + AdamW step; '
+                 f'inference (batch {args.infer_batch or args.batch}) = `predict` '
+                 f'with panoptic + instance fusion ('
                  f'HF: `post_process_panoptic_segmentation`); peak memory = peak '
                  f'{"allocated CUDA memory" if args.device == "cuda" else "RSS"} above '
                  f'the start of a train step, each implementation in a fresh process.\n')
@@ -600,7 +610,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--size', type=int, default=512, help='square input size')
-    parser.add_argument('--batch', type=int, default=2)
+    parser.add_argument('--batch', type=int, default=2, help='train batch')
+    parser.add_argument('--infer-batch', type=int, default=1,
+                        help='inference batch (the first images of the train batch)')
     parser.add_argument('--threads', type=int, default=2, help='torch CPU threads')
     parser.add_argument('--device', choices=['cpu', 'cuda'], default='cpu')
     parser.add_argument('--repeats', type=int, default=5,
@@ -636,7 +648,11 @@ def main(argv=None):
     if 'hf' in impls and not hf_available():
         print('transformers is not installed: HF left out', file=sys.stderr)
         impls.remove('hf')
-    benches = build_benches(impls, args.size, args.batch, args.device, args.small)
+    if not 1 <= args.infer_batch <= args.batch:
+        parser.error(f'--infer-batch must be in [1, --batch={args.batch}], '
+                     f'got {args.infer_batch}')
+    benches = build_benches(impls, args.size, args.batch, args.device, args.small,
+                            infer_batch=args.infer_batch)
 
     if args.profile:
         bench = benches['m2f_mm']

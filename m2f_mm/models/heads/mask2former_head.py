@@ -17,7 +17,8 @@ from m2f_mm.registry import MODELS, TASK_UTILS, build
 from ..decoders.masked_attention_decoder import (MaskedAttentionDecoder,
                                                  attention_keep_mask)
 from ..losses.mask_losses import class_loss, full_mask_losses
-from ..utils.point_sample import point_sample, uncertain_point_coords
+from ..utils.point_sample import (CHUNK_ELEMENTS, point_sample,
+                                  uncertain_point_coords)
 from ..utils.position_encoding import SinePositionEmbedding
 from .hosts import HostMixin
 
@@ -153,13 +154,24 @@ class Mask2FormerHead(HostMixin, BaseModule):
                 nn.init.xavier_normal_(p)
 
     # ------------------------------------------------------------------ forward
-    def _predict_masks(self, queries: Tensor, mask_features: Tensor
+    def _predict_masks(self, queries: Tensor, mask_features: Tensor,
+                       embeds: Optional[List[Tensor]] = None
                        ) -> Tuple[Tensor, Tensor]:
+        """Class and mask logits of one prediction set. With ``embeds`` (a
+        list), the mask logits are computed without autograd and the mask
+        embedding is appended there, for :class:`MaskLogitsOfSets`."""
         queries = self.transformer_decoder.post_norm(queries)  # B×Q×C
         cls_logits = self.cls_embed(queries)  # B×Q×(K+1)
-        mask_logits = mask_logits_of(self.mask_embed(queries),
-                                     mask_features)  # B×Q×H/4×W/4
-        return cls_logits, mask_logits
+        embed = self.mask_embed(queries)  # B×Q×C
+        if embeds is None:
+            mask_logits = torch.einsum('bqc,bchw->bqhw', embed, mask_features)
+        else:
+            b, c, h, w = mask_features.shape
+            with torch.no_grad():
+                mask_logits = torch.bmm(embed, mask_features.view(b, c, h * w)
+                                        ).view(b, -1, h, w)
+            embeds.append(embed)
+        return cls_logits, mask_logits  # B×Q×H/4×W/4
 
     def forward_features(self, feats: Sequence[Tensor]
                          ) -> Tuple[List[Tensor], List[Tensor]]:
@@ -175,6 +187,9 @@ class Mask2FormerHead(HostMixin, BaseModule):
         """
         b = feats[0].shape[0]
         mask_features, pyramid = self.pixel_decoder(feats)  # pyramid: coarsest first
+        # (B, C, h, w) rows for the mask-logit products, whatever layout the
+        # convolutions left (channels-last on CPU)
+        mask_features = mask_features.contiguous()
         memories, memory_pos, sizes = [], [], []
         for i in range(self.num_transformer_feat_level):
             src = self.decoder_input_projs[i](pyramid[i])
@@ -185,17 +200,23 @@ class Mask2FormerHead(HostMixin, BaseModule):
             memory_pos.append(pos.flatten(1).t().unsqueeze(0).expand(b, -1, -1))
             sizes.append((h, w))
 
+        # training on CPU: the mask logits of all sets get one backward
+        embeds = [] if _fuse_mask_logits(mask_features) else None
         query_pos = self.query_embed.weight.unsqueeze(0).expand(b, -1, -1)
         queries = self.query_feat.weight.unsqueeze(0).expand(b, -1, -1)
-        cls_logits, mask_logits = self._predict_masks(queries, mask_features)
+        cls_logits, mask_logits = self._predict_masks(queries, mask_features, embeds)
         all_cls, all_masks = [cls_logits], [mask_logits]
         for i, layer in enumerate(self.transformer_decoder.layers):
             lvl = i % self.num_transformer_feat_level  # round robin 1/32→1/16→1/8
             keep = attention_keep_mask(mask_logits, sizes[lvl])
             queries = layer(queries, query_pos, memories[lvl], memory_pos[lvl], keep)
-            cls_logits, mask_logits = self._predict_masks(queries, mask_features)
+            cls_logits, mask_logits = self._predict_masks(queries, mask_features,
+                                                          embeds)
             all_cls.append(cls_logits)
             all_masks.append(mask_logits)
+        if embeds is not None:
+            all_masks = list(MaskLogitsOfSets.apply(mask_features, len(embeds),
+                                                    *embeds, *all_masks))
         return all_cls, all_masks
 
     # --------------------------------------------------------------------- loss
@@ -237,16 +258,22 @@ class Mask2FormerHead(HostMixin, BaseModule):
         labels = torch.full((num_sets, b, q), self.num_classes, dtype=torch.long,
                             device=device)
         matched = []  # per image: set, query and gt indices of the matches
+        # costs of a few sets at once, so their S×Q×P temporaries stay small
+        step = max(1, CHUNK_ELEMENTS // (q * self.num_points))
         for i, (gt_labels, gt_masks) in enumerate(targets):
-            point_logits = None  # each set at its own points: S×Q×P
-            if gt_labels.numel():
-                with torch.no_grad():
-                    point_logits = torch.cat([
-                        point_sample(m[i:i + 1], match_points[i, s:s + 1])
-                        for s, m in enumerate(all_masks)])
-            pairs = self.assigner.assign(cls[:, i].detach(), None, gt_labels,
-                                         gt_masks, match_points[i],
-                                         point_logits=point_logits)
+            pairs = []
+            for first in range(0, num_sets, step):
+                sets = range(first, min(num_sets, first + step))
+                point_logits = None  # each set at its own points: s×Q×P
+                if gt_labels.numel():
+                    with torch.no_grad():
+                        point_logits = torch.cat([
+                            point_sample(all_masks[s][i:i + 1],
+                                         match_points[i, s:s + 1]) for s in sets])
+                pairs += self.assigner.assign(
+                    cls[sets.start:sets.stop, i].detach(), None, gt_labels,
+                    gt_masks, match_points[i, sets.start:sets.stop],
+                    point_logits=point_logits)
             s_idx = torch.cat([torch.full_like(r, s) for s, (r, _) in enumerate(pairs)])
             q_idx = torch.cat([r for r, _ in pairs])
             g_idx = torch.cat([c for _, c in pairs])
@@ -328,52 +355,73 @@ class Mask2FormerHead(HostMixin, BaseModule):
         return bce / num_masks, dice / num_masks
 
 
-def mask_logits_of(embed: Tensor, features: Tensor) -> Tensor:
-    """``einsum('bqc,bchw->bqhw')``; on CPU without autocast through
-    :class:`MaskLogits`, whose backward skips unsupervised queries."""
-    if features.device.type != 'cpu' or _cpu_autocast():
-        return torch.einsum('bqc,bchw->bqhw', embed, features)
-    return MaskLogits.apply(embed, features)
-
-
-def _cpu_autocast() -> bool:
+def _fuse_mask_logits(features: Tensor) -> bool:
+    """Whether :class:`MaskLogitsOfSets` serves this forward: on CPU, with
+    autograd on and no autocast (elsewhere a plain einsum per set)."""
+    if features.device.type != 'cpu' or not torch.is_grad_enabled() or \
+            not features.requires_grad:
+        return False
     try:
-        return torch.is_autocast_enabled('cpu')
+        return not torch.is_autocast_enabled('cpu')
     except TypeError:  # torch < 2.4
-        return torch.is_autocast_cpu_enabled()
+        return not torch.is_autocast_cpu_enabled()
 
 
-class MaskLogits(torch.autograd.Function):
-    """``einsum('bqc,bchw->bqhw', mask_embed, mask_features)`` whose
-    backward skips queries without gradient: the losses supervise only the
-    matched queries of each prediction set, so most rows of the incoming
-    gradient are zero and need no matrix product."""
+class MaskLogitsOfSets(torch.autograd.Function):
+    """The mask logits of all S prediction sets,
+    ``einsum('bqc,bchw->bqhw', embed_s, features)``, as one autograd node.
+
+    The logits are computed beforehand without autograd (the decoder needs
+    each set's before the next layer runs) and pass through unchanged; the
+    backward gathers, per image, the rows of every set that received a
+    gradient (the losses supervise only matched queries, a few per set) and
+    makes the feature gradient one product over all of them, instead of one
+    product and one accumulation of a full-size gradient per set.
+
+    ``apply(features (B, C, h, w), S, *embeds (B, Q, C), *logits (B, Q, h, w))``
+    returns the S logits.
+    """
 
     @staticmethod
-    def forward(ctx, embed: Tensor, features: Tensor) -> Tensor:
-        ctx.save_for_backward(embed, features)
-        b, c, h, w = features.shape
-        return torch.bmm(embed, features.view(b, c, h * w)).view(b, -1, h, w)
+    def forward(ctx, features: Tensor, num_sets: int, *tensors: Tensor):
+        ctx.num_sets = num_sets
+        ctx.save_for_backward(features, *tensors[:num_sets])
+        return tensors[num_sets:]
 
     @staticmethod
-    def backward(ctx, grad: Tensor):
-        embed, features = ctx.saved_tensors
+    def backward(ctx, *grads):
+        features, *embeds = ctx.saved_tensors
         b, c, h, w = features.shape
-        grad = grad.reshape(b, -1, h * w)
-        features = features.view(b, c, h * w)
-        grad_embed = torch.zeros_like(embed) if ctx.needs_input_grad[0] else None
-        grad_features = (torch.empty_like(features) if ctx.needs_input_grad[1]
-                         else None)
-        for i, rows in enumerate(grad.ne(0).any(-1)):  # per image: Q
-            rows = rows.nonzero().squeeze(1)
-            g = grad[i, rows]  # R×hw
-            if grad_embed is not None and rows.numel():
-                grad_embed[i, rows] = g @ features[i].t()
-            if grad_features is not None:
-                torch.mm(embed[i, rows].t(), g, out=grad_features[i])
+        features = features.reshape(b, c, h * w)
+        need_f = ctx.needs_input_grad[0]
+        grad_features = features.new_zeros(features.shape) if need_f else None
+        grad_embeds = [torch.zeros_like(e) if ctx.needs_input_grad[2 + s] and
+                       grads[s] is not None else None
+                       for s, e in enumerate(embeds)]
+        for i in range(b):
+            picked = []  # (set, rows, their gradient R×hw)
+            for s, grad in enumerate(grads):
+                if grad is None:
+                    continue
+                g = grad[i].reshape(-1, h * w)
+                rows = g.ne(0).any(-1).nonzero().squeeze(1)
+                if rows.numel():
+                    picked.append((s, rows, g[rows]))
+            if not picked:
+                continue
+            g_all = torch.cat([g for _, _, g in picked])  # R×hw
+            if need_f:
+                e_all = torch.cat([embeds[s][i, rows] for s, rows, _ in picked])
+                torch.mm(e_all.t(), g_all, out=grad_features[i])
+            if any(ge is not None for ge in grad_embeds):
+                ge_all = (g_all @ features[i].t()).split(
+                    [len(rows) for _, rows, _ in picked])
+                for (s, rows, _), ge in zip(picked, ge_all):
+                    if grad_embeds[s] is not None:
+                        grad_embeds[s][i, rows] = ge
         if grad_features is not None:
             grad_features = grad_features.view(b, c, h, w)
-        return grad_embed, grad_features
+        return (grad_features, None, *grad_embeds, *([None] * len(embeds)))
 
 
 def _sample_targets(gt_masks: Tensor, gt_idx: Tensor, coords: Tensor) -> Tensor:

@@ -10,6 +10,11 @@ from torch import Tensor
 # in tests to replay another implementation's random points.
 RandFn = Callable[..., Tensor]
 
+# Work on large batches of points in pieces of about this many values (16 MB
+# in float32): glibc serves blocks this small from its heap, while every
+# larger temporary is a fresh mapping whose pages fault in one by one.
+CHUNK_ELEMENTS = 1 << 22
+
 
 def point_sample(inputs: Tensor, coords: Tensor) -> Tensor:
     """Bilinearly sample ``inputs`` at normalised ``coords``.
@@ -46,16 +51,22 @@ def uncertain_point_coords(mask_logits: Tensor,
     n = mask_logits.shape[0]
     device = mask_logits.device
     num_sampled = int(num_points * oversample_ratio)
-    candidates = rand(n, num_sampled, 2, device=device)
-    uncertainty = -point_sample(mask_logits, candidates)[:, 0].abs()  # N×S
     num_uncertain = int(importance_ratio * num_points)
-    # the order of the points does not matter to the losses: unsorted is faster
-    idx = uncertainty.topk(num_uncertain, dim=1, sorted=False).indices
-    coords = torch.gather(candidates, 1, idx.unsqueeze(-1).expand(-1, -1, 2))
-    num_random = num_points - num_uncertain
-    if num_random > 0:
-        coords = torch.cat(
-            [coords, rand(n, num_random, 2, device=device)], dim=1)
+    candidates = rand(n, num_sampled, 2, device=device)
+    coords = candidates.new_empty(n, num_points, 2)
+    # a few masks at a time: the temporaries (grid, samples) stay small
+    rows = max(1, CHUNK_ELEMENTS // max(num_sampled, 1))
+    for start in range(0, n, rows):
+        end = min(n, start + rows)
+        uncertainty = point_sample(mask_logits[start:end],
+                                   candidates[start:end])[:, 0].abs_().neg_()
+        # the order of the points does not matter to the losses: unsorted
+        idx = uncertainty.topk(num_uncertain, dim=1, sorted=False).indices
+        torch.gather(candidates[start:end], 1, idx.unsqueeze(-1).expand(-1, -1, 2),
+                     out=coords[start:end, :num_uncertain])
+    if num_points > num_uncertain:
+        coords[:, num_uncertain:] = rand(n, num_points - num_uncertain, 2,
+                                         device=device)
     return coords
 
 
