@@ -12,7 +12,7 @@ alternate the implementations (A B C A B C ...) so that load from other
 processes hits all of them alike, and ratios are medians of round-by-round
 ratios; peak memory is measured for each implementation in a fresh process.
 
-    python tools/benchmark.py                       # 512², batch 2, 2 threads
+    python tools/benchmark.py                       # 512², train batch 2, inference 1
     python tools/benchmark.py --profile             # where our train step goes
     python tools/benchmark.py --full-mask-loss --size 1024   # loss memory
 

@@ -18,7 +18,7 @@ Shapes = List[Tuple[int, int]]
 class DeformableAttention(MultiScaleDeformableAttention):
     """mmcv's multi-scale deformable attention (same parameters, names and
     init) whose sampling step is :func:`m2f_mm.ops.ms_deform_attn`: mmcv's
-    kernel on CUDA; on CPU a sparse-matrix form, about 5× (forward) and 3×
+    kernel on CUDA; on CPU a sparse-matrix form, about 5× (forward) and 2.5×
     (forward + backward) faster than mmcv's PyTorch fallback, that keeps
     only its inputs for backward. Batch first, (x, y) reference points, no
     dropout; adds the residual itself."""
