@@ -384,7 +384,6 @@ class MaskLogitsOfSets(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, features: Tensor, num_sets: int, *tensors: Tensor):
-        ctx.num_sets = num_sets
         ctx.save_for_backward(features, *tensors[:num_sets])
         return tensors[num_sets:]
 
