@@ -1,0 +1,221 @@
+"""Panoptic, instance and semantic results from an exported model's outputs,
+in numpy alone (no torch), for onnxruntime and other deployments.
+
+:func:`postprocess` is the one entry point: it takes one image's
+``cls_logits`` (Q, K+1) and ``mask_logits`` (Q, H/4, W/4) as the exported
+graph returns them and gives what :mod:`m2f_mm.models.heads.fusion` gives in
+PyTorch for the same logits: the mask logits are resized to the padded input
+(bilinear, ``align_corners=False``), cropped to the image, resized to the
+original size when the test pipeline resized the image, then fused. The
+rules are the same (tests/test_onnx_export.py checks them against the
+PyTorch fusion); only float rounding differs (about 1e-7).
+"""
+from typing import Dict, Optional, Sequence, Tuple
+
+import numpy as np
+
+# MMDet's panoptic id encoding: label + instance_id * INSTANCE_OFFSET
+INSTANCE_OFFSET = 1000
+
+
+def postprocess(cls_logits: np.ndarray, mask_logits: np.ndarray,
+                num_classes: int, num_things: int,
+                tasks: Sequence[str] = ('panoptic',),
+                pad_shape: Optional[Tuple[int, int]] = None,
+                img_shape: Optional[Tuple[int, int]] = None,
+                ori_shape: Optional[Tuple[int, int]] = None,
+                object_mask_thr: float = 0.8, iou_thr: float = 0.8,
+                filter_low_score: bool = False,
+                max_per_image: int = 100,
+                semantic_rescale: str = 'logits') -> Dict[str, object]:
+    """Fused results of one image.
+
+    Args:
+        cls_logits: (Q, K+1) class logits, the last of them "no object".
+        mask_logits: (Q, h, w) mask logits at 1/4 of the padded input.
+        num_classes: K; num_things: the first ``num_things`` classes are
+            things (0 for a semantic-only model).
+        tasks: any of ``'panoptic'``, ``'instance'``, ``'semantic'``.
+        pad_shape: (H, W) of the padded network input; default 4 × (h, w).
+        img_shape: (H, W) of the image inside it (before padding); default
+            ``pad_shape``.
+        ori_shape: (H, W) the results are given at; default ``img_shape``.
+        object_mask_thr, iou_thr, filter_low_score: panoptic settings, as
+            in the model's ``test_cfg``.
+        max_per_image: instance results kept.
+        semantic_rescale: when ``ori_shape`` differs from ``img_shape``,
+            what the semantic result resizes: MMDetection's fusion head
+            resizes the mask logits (``'logits'``), MMSegmentation's
+            EncoderDecoder the per-class scores (``'scores'``).
+
+    Returns:
+        ``'panoptic'``: (H, W) int32, ``label + instance_id * 1000`` for
+        things, ``label`` for stuff, ``num_classes`` for void;
+        ``'instance'``: dict of ``labels`` (N,) int64, ``scores`` (N,)
+        float32, ``bboxes`` (N, 4) float32 x1y1x2y2, ``masks`` (N, H, W)
+        bool, in descending order of class score;
+        ``'semantic'``: (H, W) int64 class ids.
+    """
+    unknown = set(tasks) - {'panoptic', 'instance', 'semantic'}
+    if unknown:
+        raise ValueError(f'postprocess: unknown tasks {sorted(unknown)}; '
+                         "expected 'panoptic', 'instance' or 'semantic'")
+    if semantic_rescale not in ('logits', 'scores'):
+        raise ValueError(f"postprocess: semantic_rescale must be 'logits' or "
+                         f"'scores', got {semantic_rescale!r}")
+    cls_logits = np.asarray(cls_logits, dtype=np.float32)
+    cropped = image_mask_logits(mask_logits, pad_shape, img_shape)
+    ori_shape = tuple(ori_shape or cropped.shape[-2:])[:2]
+    mask_logits = resize_bilinear(cropped, ori_shape)
+    results = {}
+    if 'panoptic' in tasks:
+        results['panoptic'] = _panoptic(cls_logits, mask_logits, num_classes,
+                                        object_mask_thr, iou_thr,
+                                        filter_low_score, num_things)
+    if 'instance' in tasks:
+        results['instance'] = _instance(cls_logits, mask_logits, num_classes,
+                                        num_things, max_per_image)
+    if 'semantic' in tasks:
+        if semantic_rescale == 'scores':
+            results['semantic'] = _semantic(cls_logits, cropped, ori_shape)
+        else:
+            results['semantic'] = _semantic(cls_logits, mask_logits)
+    return results
+
+
+def image_mask_logits(mask_logits: np.ndarray,
+                      pad_shape: Optional[Tuple[int, int]] = None,
+                      img_shape: Optional[Tuple[int, int]] = None,
+                      ori_shape: Optional[Tuple[int, int]] = None) -> np.ndarray:
+    """(Q, h, w) mask logits at 1/4 of the padded input → (Q, H, W) at the
+    original image size, the way the PyTorch hosts resize them (to the
+    padded input, crop the padding, then to the original size)."""
+    mask_logits = np.asarray(mask_logits, dtype=np.float32)
+    if pad_shape is None:
+        pad_shape = (4 * mask_logits.shape[-2], 4 * mask_logits.shape[-1])
+    img_shape = tuple(img_shape or pad_shape)[:2]
+    ori_shape = tuple(ori_shape or img_shape)[:2]
+    out = resize_bilinear(mask_logits, pad_shape)
+    out = out[:, :img_shape[0], :img_shape[1]]
+    if ori_shape != img_shape:
+        out = resize_bilinear(out, ori_shape)
+    return out
+
+
+def resize_bilinear(x: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
+    """``F.interpolate(x, size, mode='bilinear', align_corners=False)`` of
+    (N, h, w) float32 maps, in float32 (no antialiasing)."""
+    h, w = x.shape[-2:]
+    out_h, out_w = int(size[0]), int(size[1])
+    if (h, w) == (out_h, out_w):
+        return x
+    y0, y1, wy0, wy1 = _source_index(h, out_h)
+    x0, x1, wx0, wx1 = _source_index(w, out_w)
+    # along W first, then H: PyTorch's order of operations, so the float32
+    # rounding matches too
+    cols = x[:, :, x0] * wx0 + x[:, :, x1] * wx1  # N×h×W
+    return cols[:, y0] * wy0[:, None] + cols[:, y1] * wy1[:, None]
+
+
+def _source_index(in_size: int, out_size: int):
+    """Lower/upper source index and weights of every output index, with
+    PyTorch's half-pixel rule (negative sources clamp to 0)."""
+    scale = np.float32(in_size) / np.float32(out_size)
+    src = (np.arange(out_size, dtype=np.float32) + np.float32(0.5)) * scale \
+        - np.float32(0.5)
+    src = np.maximum(src, np.float32(0))
+    lo = src.astype(np.int64)  # floor: src ≥ 0
+    hi = np.minimum(lo + 1, in_size - 1)
+    w_hi = src - lo.astype(np.float32)
+    return lo, hi, np.float32(1) - w_hi, w_hi
+
+
+def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return np.float32(1) / (np.float32(1) + np.exp(-x))
+
+
+def _panoptic(cls_logits, mask_logits, num_classes, object_mask_thr, iou_thr,
+              filter_low_score, num_things) -> np.ndarray:
+    """Confident non-void queries compete per pixel by score × mask
+    probability; a segment that keeps less than ``iou_thr`` of its own
+    mask (probability ≥ 0.5) is dropped; instance ids count the kept
+    things in query order."""
+    probs = softmax(cls_logits)
+    labels = probs.argmax(-1)
+    scores = probs.max(-1)
+    keep = (labels != num_classes) & (scores > object_mask_thr)
+    h, w = mask_logits.shape[-2:]
+    pan = np.full((h, w), num_classes, dtype=np.int32)
+    if not keep.any():
+        return pan
+    scores, labels = scores[keep], labels[keep]
+    mask_probs = sigmoid(mask_logits[keep])  # N×H×W
+    winner = (scores[:, None, None] * mask_probs).argmax(0)
+    won = winner[None] == np.arange(len(labels))[:, None, None]
+    won_area = won.reshape(len(labels), -1).sum(1)
+    own = mask_probs >= 0.5
+    own_area = own.reshape(len(labels), -1).sum(1)
+    if filter_low_score:
+        won &= own
+    instance_id = 1
+    for k, label in enumerate(labels.tolist()):
+        a, o = int(won_area[k]), int(own_area[k])
+        if a == 0 or o == 0 or a / o < iou_thr:
+            continue
+        if label < num_things:
+            pan[won[k]] = label + instance_id * INSTANCE_OFFSET
+            instance_id += 1
+        else:
+            pan[won[k]] = label
+    return pan
+
+
+def _instance(cls_logits, mask_logits, num_classes, num_things,
+              max_per_image) -> Dict[str, np.ndarray]:
+    """The top ``max_per_image`` (query, class) pairs of thing classes,
+    scored by class score × mean mask probability inside the mask."""
+    scores = softmax(cls_logits)[:, :-1].reshape(-1)
+    k = min(max_per_image, scores.size)
+    top = np.argsort(-scores, kind='stable')[:k]  # descending, ties by index
+    labels, queries = top % num_classes, top // num_classes
+    is_thing = labels < num_things
+    top, labels, queries = top[is_thing], labels[is_thing], queries[is_thing]
+    # each distinct query's mask, score and box once
+    distinct, which = np.unique(queries, return_inverse=True)
+    logits = mask_logits[distinct]
+    binary = logits > 0
+    inside = binary.reshape(len(distinct), -1)
+    mask_scores = (sigmoid(logits).reshape(len(distinct), -1) * inside).sum(1) / \
+        (inside.sum(1).astype(np.float32) + np.float32(1e-6))
+    return dict(labels=labels.astype(np.int64),
+                scores=(scores[top] * mask_scores[which]).astype(np.float32),
+                bboxes=mask_boxes(binary)[which],
+                masks=binary[which])
+
+
+def mask_boxes(masks: np.ndarray) -> np.ndarray:
+    """Tight x1y1x2y2 boxes of (N, H, W) binary masks, zeros for an empty
+    mask (as MMDet's ``mask2bbox``)."""
+    boxes = np.zeros((len(masks), 4), dtype=np.float32)
+    cols, rows = masks.any(1), masks.any(2)  # N×W, N×H
+    for i in range(len(masks)):
+        xs, ys = np.flatnonzero(cols[i]), np.flatnonzero(rows[i])
+        if len(xs) and len(ys):
+            boxes[i] = (xs[0], ys[0], xs[-1] + 1, ys[-1] + 1)
+    return boxes
+
+
+def _semantic(cls_logits, mask_logits, size=None) -> np.ndarray:
+    """argmax_k Σ_q softmax(class)[q, k] · sigmoid(mask)[q], the scores
+    resized to ``size`` first when given."""
+    probs = softmax(cls_logits)[:, :-1]  # Q×K
+    q, h, w = mask_logits.shape
+    scores = (probs.T @ sigmoid(mask_logits).reshape(q, h * w)).reshape(-1, h, w)
+    if size is not None:
+        scores = resize_bilinear(scores, size)
+    return scores.argmax(0)
