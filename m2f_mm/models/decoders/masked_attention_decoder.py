@@ -106,5 +106,6 @@ def attention_keep_mask(mask_logits: Tensor, size) -> Tensor:
         resized = F.interpolate(mask_logits, size=tuple(size), mode='bilinear',
                                 align_corners=False)
         keep = resized.flatten(2).sigmoid() >= 0.5
-        keep |= ~keep.any(dim=-1, keepdim=True)
+        # not in place: ONNX export has no in-place `or`
+        keep = keep | ~keep.any(dim=-1, keepdim=True)
     return keep

@@ -33,7 +33,10 @@ class DeformableAttention(MultiScaleDeformableAttention):
         offsets = self.sampling_offsets(q).view(b, nq, heads, levels, points, 2)
         weights = self.attention_weights(q).view(b, nq, heads, levels * points)
         weights = weights.softmax(-1).view(b, nq, heads, levels, points)
-        normalizer = query.new_tensor([[w, h] for h, w in shapes])  # L×2
+        # (w, h) per level, L×2; built with new_full so that a traced graph
+        # (ONNX export) reads the sizes from the input instead of freezing them
+        normalizer = torch.stack([torch.stack([query.new_full((), w), query.new_full((), h)])
+                                  for h, w in shapes])
         locations = reference_points[:, :, None, :, None, :] + \
             offsets / normalizer[:, None, :]
         out = ms_deform_attn(v, shapes, locations, weights, self.im2col_step)
