@@ -15,6 +15,7 @@ ratios; peak memory is measured for each implementation in a fresh process.
     python tools/benchmark.py                       # 512², train batch 2, inference 1
     python tools/benchmark.py --profile             # where our train step goes
     python tools/benchmark.py --full-mask-loss --size 1024   # loss memory
+    python tools/benchmark.py --onnx                # onnxruntime CPU vs our PyTorch
 
 It prints Markdown ready for the README.
 """
@@ -512,6 +513,92 @@ def op_profile(bench: Bench, row_limit: int = 25) -> str:
                                      row_limit=row_limit)
 
 
+# ---------------------------------------------------------------- onnx
+def build_ours(seed: int = 0, small: bool = False):
+    """Our model alone, random init (MMDet's init of the same shape is not
+    needed for the ONNX comparison)."""
+    import m2f_mm  # noqa: F401
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+    from mmengine.registry import init_default_scope
+    register_all_modules(init_default_scope=False)
+    init_default_scope('mmdet')
+    cfg, _ = model_configs(small)
+    torch.manual_seed(seed)
+    with _quiet_mmengine():
+        model = MODELS.build(cfg)
+        model.init_weights()
+    return model.eval()
+
+
+def onnx_report(args) -> str:
+    """onnxruntime (CPU) against our PyTorch inference on the same model
+    and the same batch: the network alone (image to logits) and with
+    panoptic + instance fusion (PyTorch: ``predict``; onnxruntime: the
+    graph + ``m2f_mm.deploy.postprocess``), timed alternately."""
+    import tempfile
+    from m2f_mm.deploy import export_onnx
+    from m2f_mm.deploy.onnx_export import Mask2FormerOnnx
+    from m2f_mm.deploy.runtime import OnnxMask2Former
+
+    model = build_ours(small=args.small)
+    batch = args.infer_batch
+    g = torch.Generator().manual_seed(0)
+    rgb = torch.randint(0, 256, (batch, 3, args.size, args.size), generator=g).float()
+    _, samples = synthetic_batch(args.size, batch)
+    pre = model.data_preprocessor
+    normalised = (rgb - pre.mean) / pre.std  # the model consumes RGB
+    wrapper = Mask2FormerOnnx(model)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = osp.join(tmp, 'model.onnx')
+        t0 = time.perf_counter()
+        export_onnx(model, path, task='panoptic', opset=args.opset,
+                    input_shape=(batch, 3, args.size, args.size))
+        export_s = time.perf_counter() - t0
+        size_mb = osp.getsize(path) / 2**20
+        runner = OnnxMask2Former(path, threads=args.threads)
+    image = rgb.numpy()
+    shapes = [(args.size, args.size)] * batch
+    tasks = ['panoptic', 'instance']
+
+    def torch_network():
+        with torch.no_grad():
+            return wrapper(rgb)
+
+    def torch_predict():
+        with torch.no_grad():
+            return model.predict(normalised, [s.clone() for s in samples])
+
+    def ort_network():
+        return runner(image)
+
+    def ort_predict():
+        outs = runner(image)
+        return [runner.results(outs, i, shapes[i], tasks=tasks) for i in range(batch)]
+
+    expected, got = torch_network(), ort_network()
+    diff = max(float((torch.from_numpy(got[k]) - e).abs().max())
+               for k, e in zip(('cls_logits', 'mask_logits'), expected))
+    net = time_alternating({'pytorch': torch_network, 'ort': ort_network},
+                           args.repeats)
+    full = time_alternating({'pytorch': torch_predict, 'ort': ort_predict},
+                            args.repeats)
+    rows = []
+    for name, times in (('network (image → logits)', net),
+                        ('+ panoptic and instance results', full)):
+        rows.append([name, f'{median(times["pytorch"]):.3f}',
+                     f'{median(times["ort"]):.3f}',
+                     f'{median(paired_ratios(times, "ort", "pytorch")):.2f}×'])
+    shape = 'small (ResNet-18, 64 channels)' if args.small else 'R-50'
+    return (f'onnxruntime CPU vs our PyTorch inference: Mask2Former {shape}, COCO '
+            f'panoptic shape, random weights, batch {batch}, {args.size}×{args.size}, '
+            f'{args.threads} threads, medians of {args.repeats} alternating rounds '
+            f'(after one warm-up); opset {args.opset}, graph {size_mb:.1f} MB, '
+            f'exported in {export_s:.0f} s; max |Δ| of the logits {diff:.1e}.\n\n'
+            + markdown_table(['inference', 'PyTorch (s)', 'onnxruntime (s)',
+                              'onnxruntime / PyTorch'], rows))
+
+
 # ---------------------------------------------------------------- report
 def median(xs: List[float]) -> float:
     return statistics.median(xs) if xs else float('nan')
@@ -626,6 +713,10 @@ def main(argv=None):
     parser.add_argument('--full-mask-loss', action='store_true',
                         help='loss memory with point-sampled vs full-mask BCE/Dice '
                              '(use with --size 1024)')
+    parser.add_argument('--onnx', action='store_true',
+                        help='onnxruntime CPU inference vs our PyTorch inference '
+                             '(same model, --infer-batch, --size)')
+    parser.add_argument('--opset', type=int, default=17, help='with --onnx')
     parser.add_argument('--small', action='store_true',
                         help='tiny models for smoke tests (ResNet-18, 64 channels)')
     parser.add_argument('--memory-worker', help=argparse.SUPPRESS)
@@ -642,6 +733,10 @@ def main(argv=None):
 
     if args.full_mask_loss:
         print(full_mask_report(args))
+        return
+
+    if args.onnx:
+        print(onnx_report(args))
         return
 
     impls = [i for i in args.impls.split(',') if i]
