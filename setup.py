@@ -36,7 +36,8 @@ setup(
     # mmcv must be compiled from source with its ops.
     install_requires=['torch>=2.0', 'mmcv>=2.0.0,<2.2.0'] +
     read_requirements('runtime.txt'),
-    extras_require={'tests': read_requirements('tests.txt')},
+    extras_require={'tests': read_requirements('tests.txt'),
+                    'export': read_requirements('export.txt')},
     license='Apache License 2.0',
     zip_safe=False,
 )
