@@ -1,0 +1,451 @@
+"""ONNX export (m2f_mm/deploy, tools/export_onnx.py, tools/onnx_infer.py):
+small R-50-shaped and Swin-shaped MMDetection models and an MMSegmentation
+one, random weights, exported once with dynamic batch and H × W at 128 × 128,
+then run in onnxruntime at other, non-square sizes and batches against
+PyTorch: logits, semantic maps, and panoptic / instance results through the
+numpy post-processing against our PyTorch fusion."""
+import copy
+import json
+import os
+import sys
+
+import numpy as np
+import onnx
+import pytest
+import torch
+import torch.nn.functional as F
+from mmengine.config import ConfigDict
+from torch import nn
+
+from m2f_mm.deploy import (Mask2FormerOnnx, export_onnx, non_standard_domains,
+                           postprocess, read_metadata)
+from m2f_mm.deploy.onnx_export import head_of
+from m2f_mm.deploy.runtime import OnnxMask2Former
+from m2f_mm.models.heads.fusion import instance_fusion, panoptic_fusion
+from m2f_mm.models.heads.hosts import semantic_inference
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NUM_THINGS, NUM_STUFF = 3, 2
+SIZES = [(96, 160), (224, 128)]  # neither is the traced 128 × 128
+# iou_thr 0.5, not 0.8: the random models' masks overlap so much that at
+# 0.8 no panoptic segment survives, and there would be nothing to compare
+TEST_CFG = dict(panoptic_on=True, instance_on=True, semantic_on=True,
+                max_per_image=20, object_mask_thr=0.8, iou_thr=0.5,
+                filter_low_score=True)
+PREPROCESSOR = dict(type='mmdet.DetDataPreprocessor', mean=[123.675, 116.28, 103.53],
+                    std=[58.395, 57.12, 57.375], bgr_to_rgb=True, pad_size_divisor=32)
+# ResNet-50's bottleneck stages at 1/8 width; Swin-T's stages at 1/6 width
+R50 = dict(type='mmdet.ResNet', depth=50, base_channels=8, num_stages=4,
+           out_indices=(0, 1, 2, 3), frozen_stages=-1,
+           norm_cfg=dict(type='BN', requires_grad=False), norm_eval=True,
+           style='pytorch', init_cfg=None)
+SWIN = dict(type='mmdet.SwinTransformer', embed_dims=16, depths=[2, 2, 2, 2],
+            num_heads=[1, 2, 4, 8], window_size=7, mlp_ratio=4, qkv_bias=True,
+            drop_path_rate=0.0, patch_norm=True, out_indices=(0, 1, 2, 3),
+            with_cp=False, convert_weights=False, init_cfg=None)
+CHANNELS = dict(r50=[32, 64, 128, 256], swin=[16, 32, 64, 128])
+
+
+def head_cfg(in_channels, **kwargs):
+    return dict(type='m2f_mm.Mask2FormerHead', in_channels=in_channels,
+                strides=[4, 8, 16, 32], feat_channels=32, out_channels=32,
+                num_queries=10,
+                pixel_decoder=dict(type='m2f_mm.MSDeformAttnPixelDecoder',
+                                   num_layers=2, num_heads=4, ffn_dims=64,
+                                   norm_cfg=dict(type='GN', num_groups=8)),
+                transformer_decoder=dict(num_layers=6, num_heads=4, ffn_dims=64),
+                **kwargs)
+
+
+def det_cfg(backbone):
+    return ConfigDict(
+        type='m2f_mm.Mask2Former', data_preprocessor=PREPROCESSOR,
+        backbone=R50 if backbone == 'r50' else SWIN,
+        panoptic_head=head_cfg(CHANNELS[backbone], num_things_classes=NUM_THINGS,
+                               num_stuff_classes=NUM_STUFF),
+        panoptic_fusion_head=dict(type='m2f_mm.Mask2FormerFusionHead',
+                                  num_things_classes=NUM_THINGS,
+                                  num_stuff_classes=NUM_STUFF),
+        train_cfg=dict(num_points=64, assigner=dict(type='m2f_mm.PointHungarianAssigner',
+                                                    num_points=64)),
+        test_cfg=TEST_CFG)
+
+
+def seg_cfg():
+    return ConfigDict(
+        type='mmseg.EncoderDecoder',
+        data_preprocessor=dict(type='mmseg.SegDataPreProcessor',
+                               mean=[123.675, 116.28, 103.53],
+                               std=[58.395, 57.12, 57.375], bgr_to_rgb=True,
+                               pad_val=0, seg_pad_val=255,
+                               test_cfg=dict(size_divisor=32)),
+        backbone=dict(R50, type='mmseg.ResNet', depth=18, base_channels=16),
+        decode_head=head_cfg([16, 32, 64, 128], num_classes=5,
+                             train_cfg=dict(num_points=64)),
+        train_cfg=dict(), test_cfg=dict(mode='whole'))
+
+
+def sharpen(model):
+    """A randomly initialised decoder maps all queries to about the same
+    vector (one class, one mask everywhere), so nothing would be left for
+    the fusions to disagree on. Shrink the decoder layers' residual
+    branches so that each query keeps its own learnable start, and scale
+    the class and mask outputs up, as training does: then queries differ
+    in class and mask, and panoptic, instance and semantic maps have
+    several segments."""
+    head = head_of(model)
+    decoder = head.transformer_decoder
+    cls = [m for m in head.modules()
+           if isinstance(m, nn.Linear) and m.out_features == head.num_classes + 1][-1]
+    mask_embed = getattr(head, 'mask_embed', None) or decoder.mask_embed
+    with torch.no_grad():
+        for layer in decoder.layers:
+            for branch in (layer.cross_attn.out_proj, layer.self_attn.out_proj,
+                           layer.linear2):
+                branch.weight.mul_(0.1)
+        cls.weight.mul_(20.0)
+        cls.bias.zero_()
+        mask_embed[-1].weight.mul_(8.0)
+    return model
+
+
+def build(kind, seed=0):
+    if kind == 'seg':
+        from mmseg.registry import MODELS
+        cfg = seg_cfg()
+    else:
+        from mmdet.registry import MODELS
+        cfg = det_cfg(kind)
+    torch.manual_seed(seed)
+    model = MODELS.build(cfg)
+    model.init_weights()
+    names = [f'c{i}' for i in range(head_of(model).num_classes)]
+    model.dataset_meta = dict(classes=names, palette=[(i * 40, 0, 0) for i in range(len(names))])
+    return sharpen(model).eval()
+
+
+@pytest.fixture(scope='module', autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope='module')
+def exported(tmp_path_factory):
+    """kind → (model, path to its graph), exported on first use."""
+    out, tmp = {}, tmp_path_factory.mktemp('onnx')
+
+    def get(kind):
+        if kind not in out:
+            model = build(kind)
+            path = str(tmp / f'{kind}.onnx')
+            export_onnx(model, path, task='semantic', dynamic=True,
+                        input_shape=(1, 3, 128, 128))
+            out[kind] = model, path
+        return out[kind]
+    return get
+
+
+def images(batch, h, w, seed=0):
+    """Random RGB uint8 images (B, H, W, 3) with smooth blobs, so the
+    masks have structure beyond noise."""
+    g = np.random.RandomState(seed)
+    small = g.randint(0, 256, (batch, h // 16, w // 16, 3)).astype(np.float32)
+    big = F.interpolate(torch.from_numpy(small).permute(0, 3, 1, 2), size=(h, w),
+                        mode='bilinear', align_corners=False)
+    noise = g.randint(-20, 21, (batch, 3, h, w))
+    return (big.numpy() + noise).clip(0, 255).round().astype(np.uint8).transpose(0, 2, 3, 1)
+
+
+def host_predict(model, rgb):
+    """The PyTorch host's own inference: its data preprocessor on BGR
+    uint8 images (as mmcv loads them), then ``predict``; also the last
+    prediction set of the head on the same batch."""
+    bgr = [torch.from_numpy(np.ascontiguousarray(im[..., ::-1].transpose(2, 0, 1)))
+           for im in rgb]
+    h, w = rgb.shape[1:3]
+    meta = dict(img_shape=(h, w), ori_shape=(h, w), scale_factor=(1.0, 1.0))
+    if hasattr(model, 'decode_head'):
+        from mmseg.structures import SegDataSample
+        samples = [SegDataSample(metainfo=meta) for _ in rgb]
+    else:
+        from mmdet.structures import DetDataSample
+        samples = [DetDataSample(metainfo=meta) for _ in rgb]
+    with torch.no_grad():
+        data = model.data_preprocessor(dict(inputs=bgr, data_samples=samples), False)
+        all_cls, all_masks = head_of(model)(model.extract_feat(data['inputs']))
+        results = model.predict(data['inputs'], data['data_samples'])
+    return all_cls[-1], all_masks[-1], results
+
+
+# ------------------------------------------------------------ the graph
+@pytest.mark.parametrize('kind', ['r50', 'swin', 'seg'])
+def test_graph_is_standard_onnx(exported, kind):
+    model, path = exported(kind)
+    graph = onnx.load(path)
+    onnx.checker.check_model(graph, full_check=True)
+    assert non_standard_domains(graph) == []
+    assert {n.domain for n in graph.graph.node} <= {'', 'ai.onnx'}
+    ops = {n.op_type for n in graph.graph.node}
+    assert 'GridSample' in ops  # deformable attention, no custom op
+    assert graph.opset_import[0].version >= 16
+    names = [o.name for o in graph.graph.output]
+    assert names == ['cls_logits', 'mask_logits', 'semantic']
+    dims = [d.dim_param or d.dim_value for d in graph.graph.input[0].type.tensor_type.shape.dim]
+    assert dims == ['batch', 3, 'height', 'width']
+    meta = read_metadata(graph)
+    assert meta['num_classes'] == head_of(model).num_classes
+    assert meta['host'] == ('mmseg' if kind == 'seg' else 'mmdet')
+    assert meta['results'] == (['semantic'] if kind == 'seg' else
+                               ['panoptic', 'instance', 'semantic'])
+
+
+# ------------------------------------------------- equal to PyTorch
+@pytest.mark.parametrize('batch', [1, 2])
+@pytest.mark.parametrize('size', SIZES)
+@pytest.mark.parametrize('kind', ['r50', 'swin'])
+def test_onnxruntime_equals_pytorch(exported, kind, size, batch):
+    model, path = exported(kind)
+    runner = OnnxMask2Former(path, threads=1)
+    rgb = images(batch, *size, seed=batch)
+    cls_pt, mask_pt, results_pt = host_predict(model, rgb)
+    batch_in, shapes = runner.preprocess(list(rgb))
+    outs = runner(batch_in)
+    assert outs['mask_logits'].shape == (batch, 10, size[0] // 4, size[1] // 4)
+    assert np.abs(outs['cls_logits'] - cls_pt.numpy()).max() < 1e-4
+    assert np.abs(outs['mask_logits'] - mask_pt.numpy()).max() < 1e-4
+
+    panoptic_segments = 0
+    for i, pt in enumerate(results_pt):
+        # the graph's own semantic output and the numpy one, both = PyTorch's
+        sem_pt = pt.pred_sem_seg.sem_seg[0].numpy()
+        assert np.array_equal(outs['semantic'][i], sem_pt)
+        res = runner.results(outs, i, shapes[i])
+        assert np.array_equal(res['semantic'], sem_pt)
+
+        pan_pt = pt.pred_panoptic_seg.sem_seg[0].numpy()
+        assert_panoptic_equal(res['panoptic'], pan_pt)
+        panoptic_segments += len(np.unique(pan_pt)) - 1
+        assert_instances_equal(res['instance'], pt.pred_instances)
+    assert panoptic_segments >= batch  # the comparison had something to compare
+
+
+def assert_panoptic_equal(got, expected):
+    """Identical maps, or at most 0.01% of pixels apart: where two queries'
+    score × mask probability tie to float rounding (onnxruntime and PyTorch
+    differ by ~1e-6), the per-pixel argmax may pick either."""
+    assert got.shape == expected.shape and got.dtype == expected.dtype
+    differ = (got != expected).mean()
+    assert differ <= 1e-4, f'{100 * differ:.4f}% of panoptic pixels differ'
+
+
+def assert_instances_equal(got, expected):
+    """Same (label, box, mask) set, scores to 1e-5; PyTorch's top-k leaves
+    the order open, so both are sorted first."""
+    exp = {k: expected.get(k).numpy() for k in ('labels', 'scores', 'bboxes', 'masks')}
+    assert len(got['labels']) == len(exp['labels'])
+
+    def order(r):  # by label, a fingerprint of the mask, then score
+        flat = r['masks'].reshape(len(r['masks']), -1)
+        weights = np.random.RandomState(0).rand(flat.shape[1])
+        return np.lexsort([r['scores'], flat @ weights, r['labels']])
+    a, b = order(got), order(exp)
+    assert np.array_equal(got['labels'][a], exp['labels'][b])
+    assert np.array_equal(got['bboxes'][a], exp['bboxes'][b])
+    assert np.array_equal(got['masks'][a], exp['masks'][b])
+    np.testing.assert_allclose(got['scores'][a], exp['scores'][b], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize('size', SIZES)
+def test_mmseg_host_exports_and_matches(exported, size):
+    model, path = exported('seg')
+    runner = OnnxMask2Former(path, threads=1)
+    rgb = images(2, *size, seed=3)
+    cls_pt, mask_pt, results_pt = host_predict(model, rgb)
+    outs = runner(runner.preprocess(list(rgb))[0])
+    assert np.abs(outs['cls_logits'] - cls_pt.numpy()).max() < 1e-4
+    assert np.abs(outs['mask_logits'] - mask_pt.numpy()).max() < 1e-4
+    for i, pt in enumerate(results_pt):
+        sem_pt = pt.pred_sem_seg.data[0].numpy()
+        assert len(np.unique(sem_pt)) > 1
+        assert np.array_equal(outs['semantic'][i], sem_pt)
+        assert np.array_equal(runner.results(outs, i, size)['semantic'], sem_pt)
+
+
+def test_fixed_shape_export_refuses_other_sizes(tmp_path):
+    model = build('r50', seed=1)
+    path = str(tmp_path / 'fixed.onnx')
+    meta = export_onnx(model, path, task='panoptic', input_shape=(1, 3, 64, 96))
+    assert meta['results'] == ['panoptic', 'instance', 'semantic']
+    graph = onnx.load(path)
+    assert [o.name for o in graph.graph.output] == ['cls_logits', 'mask_logits']
+    dims = [d.dim_value for d in graph.graph.input[0].type.tensor_type.shape.dim]
+    assert dims == [1, 3, 64, 96]
+    runner = OnnxMask2Former(path, threads=1)
+    rgb = images(1, 64, 96)
+    outs = runner(runner.preprocess(list(rgb))[0])
+    cls_pt, mask_pt, _ = host_predict(model, rgb)
+    assert np.abs(outs['mask_logits'] - mask_pt.numpy()).max() < 1e-4
+    with pytest.raises(ValueError, match='--dynamic'):
+        runner.preprocess(list(images(1, 128, 96)))
+
+
+def test_export_rejects_bad_arguments(tmp_path):
+    model = build('r50', seed=2)
+    with pytest.raises(ValueError, match='GridSample'):
+        export_onnx(model, str(tmp_path / 'a.onnx'), opset=15)
+    with pytest.raises(ValueError, match='multiples of 32'):
+        export_onnx(model, str(tmp_path / 'a.onnx'), input_shape=(1, 3, 100, 96))
+    with pytest.raises(ValueError, match='task'):
+        Mask2FormerOnnx(model, task='depth')
+
+
+# ------------------------------------- numpy post-processing alone
+def torch_results(cls, masks, pad, img, ori, semantic_rescale='logits'):
+    """What the PyTorch hosts do with one image's logits: resize to the
+    padded input, crop, resize to the original size, fuse."""
+    m = F.interpolate(masks[None], size=pad, mode='bilinear', align_corners=False)[0]
+    m = m[:, :img[0], :img[1]]
+    cropped = m
+    if tuple(ori) != tuple(img):
+        m = F.interpolate(m[None], size=ori, mode='bilinear', align_corners=False)[0]
+    pan = panoptic_fusion(cls, m, NUM_THINGS + NUM_STUFF, NUM_THINGS, 0.8, 0.8, True)
+    ins = instance_fusion(cls, m, NUM_THINGS + NUM_STUFF, NUM_THINGS, 20)
+    if semantic_rescale == 'logits':  # MMDet's fusion head
+        sem = semantic_inference(cls[None], m[None])[0].argmax(0)
+    else:  # MMSeg's EncoderDecoder resizes the class scores
+        scores = semantic_inference(cls[None], cropped[None])
+        sem = F.interpolate(scores, size=ori, mode='bilinear',
+                            align_corners=False)[0].argmax(0)
+    return pan.numpy(), ins, sem.numpy()
+
+
+@pytest.mark.parametrize('seed', range(6))
+@pytest.mark.parametrize('shapes', [((96, 160), (96, 160), (96, 160)),
+                                    ((96, 160), (90, 150), (90, 150)),
+                                    ((64, 96), (60, 90), (120, 180)),
+                                    ((128, 128), (100, 128), (75, 96))])
+def test_postprocess_equals_pytorch_fusion(seed, shapes):
+    pad, img, ori = shapes
+    g = torch.Generator().manual_seed(seed)
+    q, k = 12, NUM_THINGS + NUM_STUFF
+    cls = torch.randn(q, k + 1, generator=g) * 4
+    # blobby masks: low-resolution noise, upsampled
+    masks = F.interpolate(torch.randn(1, q, 4, 6, generator=g) * 6,
+                          size=(pad[0] // 4, pad[1] // 4), mode='bilinear')[0]
+    rescale = 'scores' if seed % 2 else 'logits'
+    pan_pt, ins_pt, sem_pt = torch_results(cls, masks, pad, img, ori, rescale)
+    res = postprocess(cls.numpy(), masks.numpy(), k, NUM_THINGS,
+                      tasks=('panoptic', 'instance', 'semantic'), pad_shape=pad,
+                      img_shape=img, ori_shape=ori, filter_low_score=True,
+                      max_per_image=20, semantic_rescale=rescale)
+    assert res['panoptic'].shape == tuple(ori)
+    assert_panoptic_equal(res['panoptic'], pan_pt)
+    assert_instances_equal(res['instance'], ins_pt)
+    assert np.array_equal(res['semantic'], sem_pt)
+
+
+def test_postprocess_cases():
+    q, k = 4, NUM_THINGS + NUM_STUFF
+    cls = np.full((q, k + 1), -10.0, np.float32)
+    masks = np.full((q, 8, 8), -10.0, np.float32)
+    # nothing confident: all void
+    res = postprocess(cls, masks, k, NUM_THINGS, tasks=('panoptic',))
+    assert (res['panoptic'] == k).all() and res['panoptic'].shape == (32, 32)
+    # two things and one stuff segment; instance ids in query order
+    cls[0, 1] = cls[1, 1] = cls[2, 4] = 10.0
+    masks[0, :4, :4] = masks[1, 4:, 4:] = masks[2, :4, 4:] = 10.0
+    pan = postprocess(cls, masks, k, NUM_THINGS, tasks=('panoptic',))['panoptic']
+    assert pan[0, 0] == 1 + 1000 and pan[-1, -1] == 1 + 2000 and pan[0, -1] == 4
+    ins = postprocess(cls, masks, k, NUM_THINGS, tasks=('instance',),
+                      max_per_image=2)['instance']
+    assert ins['labels'].tolist() == [1, 1]  # stuff never among instances
+    assert ins['bboxes'][0].tolist() in ([0, 0, 16, 16], [16, 16, 32, 32])
+    with pytest.raises(ValueError, match='unknown tasks'):
+        postprocess(cls, masks, k, NUM_THINGS, tasks=('depth',))
+
+
+# ------------------------------------------------------------ the tools
+@pytest.fixture(scope='module')
+def quickstart_export(tmp_path_factory):
+    """The quickstart model with random weights (sharpened) saved as a
+    checkpoint, exported by tools/export_onnx.py, and a few toy images."""
+    sys.path.insert(0, os.path.join(REPO, 'tools'))
+    from make_toy_dataset import make_toy_dataset
+    import export_onnx as export_tool
+    from m2f_mm.deploy import build_model_from_config
+    tmp = tmp_path_factory.mktemp('quickstart')
+    make_toy_dataset(str(tmp / 'toy'), num_train=1, num_val=3, size=128, seed=0)
+    # the quickstart config, with the panoptic iou_thr of TEST_CFG
+    config = str(tmp / 'quickstart_iou05.py')
+    with open(config, 'w') as f:
+        f.write(f"_base_ = '{REPO}/configs/quickstart/mask2former_r18_toy-panoptic.py'\n"
+                "model = dict(test_cfg=dict(iou_thr=0.5))\n")
+    torch.manual_seed(0)
+    model, cfg = build_model_from_config(config)
+    sharpen(model)
+    ckpt = str(tmp / 'random.pth')
+    torch.save({'state_dict': model.state_dict(),
+                'meta': {'dataset_meta': dict(cfg.metainfo)}}, ckpt)
+    onnx_path = str(tmp / 'quickstart.onnx')
+    export_tool.main([config, ckpt, '--out', onnx_path, '--dynamic'])
+    return config, ckpt, onnx_path, str(tmp / 'toy' / 'val')
+
+
+def test_onnx_infer_writes_what_demo_writes(quickstart_export, tmp_path):
+    """Same files, same predictions (JSON, panoptic PNG) and the same
+    overlays. The overlays are compared with instance drawing off
+    (``--score-thr 1``): MMDet's visualizer gives each drawn instance a
+    random colour jitter, and blends overlapping instances in list order,
+    which PyTorch's top-k leaves open; so two demo.py runs differ there."""
+    import demo
+    import onnx_infer
+    config, ckpt, onnx_path, images_dir = quickstart_export
+    demo.main([images_dir, config, ckpt, '--out-dir', str(tmp_path / 'pt'),
+               '--score-thr', '1'])
+    onnx_infer.main([images_dir, onnx_path, '--out-dir', str(tmp_path / 'ort'),
+                     '--score-thr', '1'])
+    for sub in ('vis', 'preds'):
+        names = sorted(os.listdir(tmp_path / 'pt' / sub))
+        assert names and names == sorted(os.listdir(tmp_path / 'ort' / sub))
+    segments = 0
+    for name in sorted(os.listdir(tmp_path / 'pt' / 'preds')):
+        a_path, b_path = tmp_path / 'pt' / 'preds' / name, tmp_path / 'ort' / 'preds' / name
+        if name.endswith('.png'):  # the panoptic map as RGB ids
+            a, b = _png(a_path), _png(b_path)
+            assert (a != b).any(-1).mean() <= 1e-4
+            segments += len(np.unique(a.reshape(-1, 3), axis=0)) - 1
+            continue
+        a, b = json.load(open(a_path)), json.load(open(b_path))
+        ia, ib = _sorted_instances(a), _sorted_instances(b)
+        assert [x[0] for x in ia] == [x[0] for x in ib]  # labels, boxes, masks
+        np.testing.assert_allclose([x[1] for x in ia], [x[1] for x in ib], atol=1e-5)
+    assert segments > 0
+    for name in os.listdir(tmp_path / 'pt' / 'vis'):
+        a, b = _png(tmp_path / 'pt' / 'vis' / name), _png(tmp_path / 'ort' / 'vis' / name)
+        assert np.array_equal(a, b)
+
+
+def _png(path):
+    from PIL import Image
+    return np.asarray(Image.open(path).convert('RGB'))
+
+
+def _sorted_instances(pred):
+    """((label, box, mask RLE), score) per instance, in a fixed order."""
+    items = [((l, tuple(b), m['counts']), s) for l, b, m, s in
+             zip(pred['labels'], pred['bboxes'], pred['masks'], pred['scores'])]
+    return sorted(items, key=lambda x: x[0])
+
+
+def test_export_tool_check_flag(quickstart_export, capsys):
+    import export_onnx as export_tool
+    config, ckpt, onnx_path, _ = quickstart_export
+    out = onnx_path.replace('.onnx', '_fixed.onnx')
+    export_tool.main([config, ckpt, '--out', out, '--shape', '64', '96', '--check'])
+    printed = capsys.readouterr().out
+    assert 'fixed 1x3x64x96' in printed and 'cls_logits' in printed
+    diffs = [float(t.split()[-1]) for t in printed.split('PyTorch at ')[1].split(':', 1)[1].split(',')]
+    assert max(diffs) < 1e-4
