@@ -15,14 +15,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 from mmengine.config import ConfigDict
-from torch import nn
 
 from m2f_mm.deploy import (Mask2FormerOnnx, export_onnx, non_standard_domains,
-                           postprocess, read_metadata)
+                           read_metadata)
+from m2f_mm.deploy.postprocess import INSTANCE_OFFSET, postprocess
 from m2f_mm.deploy.onnx_export import head_of
 from m2f_mm.deploy.runtime import OnnxMask2Former
-from m2f_mm.models.heads.fusion import instance_fusion, panoptic_fusion
-from m2f_mm.models.heads.hosts import semantic_inference
+from m2f_mm.models.heads.fusion import (instance_fusion, panoptic_fusion,
+                                        semantic_inference)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUM_THINGS, NUM_STUFF = 3, 2
@@ -48,7 +48,7 @@ CHANNELS = dict(r50=[32, 64, 128, 256], swin=[16, 32, 64, 128])
 
 def head_cfg(in_channels, **kwargs):
     return dict(type='m2f_mm.Mask2FormerHead', in_channels=in_channels,
-                strides=[4, 8, 16, 32], feat_channels=32, out_channels=32,
+                strides=[4, 8, 16, 32], feat_channels=32, mask_channels=32,
                 num_queries=10,
                 pixel_decoder=dict(type='m2f_mm.MSDeformAttnPixelDecoder',
                                    num_layers=2, num_heads=4, ffn_dims=64,
@@ -66,8 +66,7 @@ def det_cfg(backbone):
         panoptic_fusion_head=dict(type='m2f_mm.Mask2FormerFusionHead',
                                   num_things_classes=NUM_THINGS,
                                   num_stuff_classes=NUM_STUFF),
-        train_cfg=dict(num_points=64, assigner=dict(type='m2f_mm.PointHungarianAssigner',
-                                                    num_points=64)),
+        train_cfg=dict(num_points=64),
         test_cfg=TEST_CFG)
 
 
@@ -93,19 +92,15 @@ def sharpen(model):
     the class and mask outputs up, as training does: then queries differ
     in class and mask, and panoptic, instance and semantic maps have
     several segments."""
-    head = head_of(model)
-    decoder = head.transformer_decoder
-    cls = [m for m in head.modules()
-           if isinstance(m, nn.Linear) and m.out_features == head.num_classes + 1][-1]
-    mask_embed = getattr(head, 'mask_embed', None) or decoder.mask_embed
+    decoder = head_of(model).transformer_decoder
     with torch.no_grad():
         for layer in decoder.layers:
             for branch in (layer.cross_attn.out_proj, layer.self_attn.out_proj,
                            layer.linear2):
                 branch.weight.mul_(0.1)
-        cls.weight.mul_(20.0)
-        cls.bias.zero_()
-        mask_embed[-1].weight.mul_(8.0)
+        decoder.cls_embed.weight.mul_(20.0)
+        decoder.cls_embed.bias.zero_()
+        decoder.mask_embed[-1].weight.mul_(8.0)
     return model
 
 
@@ -345,6 +340,11 @@ def test_postprocess_equals_pytorch_fusion(seed, shapes):
     assert_panoptic_equal(res['panoptic'], pan_pt)
     assert_instances_equal(res['instance'], ins_pt)
     assert np.array_equal(res['semantic'], sem_pt)
+
+
+def test_postprocess_uses_mmdets_panoptic_encoding():
+    from m2f_mm.models.heads import fusion
+    assert INSTANCE_OFFSET == fusion.INSTANCE_OFFSET
 
 
 def test_postprocess_cases():

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from m2f_mm.ops import fast_paths
-from ..models.heads.hosts import semantic_inference
+from ..models.heads.fusion import semantic_inference
 
 TASKS = ('raw', 'semantic', 'panoptic', 'instance')
 MIN_OPSET = 16  # GridSample
