@@ -243,7 +243,8 @@ def assert_instances_equal(got, expected):
     assert len(got['labels']) == len(exp['labels'])
 
     def order(r):  # by label, a fingerprint of the mask, then score
-        flat = r['masks'].reshape(len(r['masks']), -1)
+        masks = r['masks']
+        flat = masks.reshape(len(masks), int(np.prod(masks.shape[1:])))
         weights = np.random.RandomState(0).rand(flat.shape[1])
         return np.lexsort([r['scores'], flat @ weights, r['labels']])
     a, b = order(got), order(exp)
@@ -363,6 +364,14 @@ def test_postprocess_cases():
                       max_per_image=2)['instance']
     assert ins['labels'].tolist() == [1, 1]  # stuff never among instances
     assert ins['bboxes'][0].tolist() in ([0, 0, 16, 16], [16, 16, 32, 32])
+    # the top pair is stuff: no instances, as in PyTorch
+    cls[:2, 1] = 2.0  # things now clearly below the stuff query's score
+    ins = postprocess(cls, masks, k, NUM_THINGS, tasks=('instance',),
+                      max_per_image=1)['instance']
+    ins_pt = instance_fusion(torch.from_numpy(cls), torch.from_numpy(
+        masks).repeat_interleave(4, 1).repeat_interleave(4, 2), k, NUM_THINGS, 1)
+    assert len(ins_pt) == 0 and ins['masks'].shape == (0, 32, 32)
+    assert_instances_equal(ins, ins_pt)
     with pytest.raises(ValueError, match='unknown tasks'):
         postprocess(cls, masks, k, NUM_THINGS, tasks=('depth',))
 

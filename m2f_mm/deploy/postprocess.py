@@ -185,6 +185,10 @@ def _instance(cls_logits, mask_logits, num_classes, num_things,
     labels, queries = top % num_classes, top // num_classes
     is_thing = labels < num_things
     top, labels, queries = top[is_thing], labels[is_thing], queries[is_thing]
+    if not len(top):  # only stuff among the top pairs
+        h, w = mask_logits.shape[-2:]
+        return dict(labels=np.zeros(0, np.int64), scores=np.zeros(0, np.float32),
+                    bboxes=np.zeros((0, 4), np.float32), masks=np.zeros((0, h, w), bool))
     # each distinct query's mask, score and box once
     distinct, which = np.unique(queries, return_inverse=True)
     logits = mask_logits[distinct]
