@@ -550,7 +550,8 @@ def onnx_report(args) -> str:
                     input_shape=(batch, 3, args.size, args.size))
         export_s = time.perf_counter() - t0
         size_mb = osp.getsize(path) / 2**20
-        runner = OnnxMask2Former(path, threads=args.threads)
+        # no spin-waiting threads left to slow the PyTorch call after it
+        runner = OnnxMask2Former(path, threads=args.threads, spinning=False)
     image = rgb.numpy()
     shapes = [(args.size, args.size)] * batch
     tasks = ['panoptic', 'instance']

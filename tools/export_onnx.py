@@ -61,6 +61,9 @@ def main(argv=None):
           f'{"dynamic batch/H/W" if args.dynamic else f"fixed {args.batch}x3x{args.shape[0]}x{args.shape[1]}"}, '
           f'{size_mb:.1f} MB, {meta["num_classes"]} classes, '
           f'{meta["num_queries"]} queries ({time.time() - t0:.0f} s)')
+    if (cfg.model.get('test_cfg') or {}).get('mode') == 'slide':
+        print('note: the config tests MMSeg-style in sliding windows; the graph (and '
+              'tools/onnx_infer.py) runs whole images')
     if args.check:
         from m2f_mm.deploy import compare_with_pytorch
         shape = (args.batch, 3, *args.shape)

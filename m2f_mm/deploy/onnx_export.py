@@ -20,6 +20,7 @@ code reads from tensors as graph operations, so one graph serves every
 batch and H × W; see :func:`export_onnx`.
 """
 import json
+import math
 import sys
 from contextlib import contextmanager
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
@@ -114,21 +115,24 @@ def size_divisor(model: nn.Module) -> int:
     if divisor is None:
         divisor = (getattr(pre, 'test_cfg', None) or {}).get('size_divisor')
     divisor = int(divisor or 1)
-    return divisor * 32 // _gcd(divisor, 32)
+    return divisor * 32 // math.gcd(divisor, 32)
 
 
-def _gcd(a: int, b: int) -> int:
-    while b:
-        a, b = b, a % b
-    return a
+def pad_colour_rgb(model: nn.Module) -> List[float]:
+    """The RGB 0–255 colour that becomes the preprocessor's padding value
+    (0 by default, i.e. the mean colour) once normalised in the graph: the
+    PyTorch preprocessors pad the normalised batch."""
+    mean, std, consumes_rgb = input_normalisation(model)
+    pre = model.data_preprocessor
+    value = float(getattr(pre, 'pad_value', getattr(pre, 'pad_val', 0)) or 0)
+    colour = mean + value * std  # in the model's channel order
+    return [float(v) for v in (colour if consumes_rgb else colour.flip(0))]
 
 
 def export_metadata(model: nn.Module, task: str, config_text: str = '') -> Dict:
     """What a deployment needs beside the graph: classes, palette, the
     fusion settings, input rules and (for tools/onnx_infer.py) the config."""
     head = head_of(model)
-    mean, _, consumes_rgb = input_normalisation(model)
-    pad_rgb = mean if consumes_rgb else mean.flip(0)
     is_seg = hasattr(model, 'decode_head')
     test_cfg = {} if is_seg else dict(getattr(model, 'test_cfg', None) or {})
     meta = getattr(model, 'dataset_meta', None) or {}
@@ -151,9 +155,7 @@ def export_metadata(model: nn.Module, task: str, config_text: str = '') -> Dict:
         filter_low_score=bool(test_cfg.get('filter_low_score', False)),
         max_per_image=int(test_cfg.get('max_per_image', 100)),
         size_divisor=size_divisor(model),
-        # padding the RGB input with the mean gives the zeros the PyTorch
-        # preprocessors pad the normalised batch with
-        pad_value_rgb=[float(v) for v in pad_rgb],
+        pad_value_rgb=pad_colour_rgb(model),
         config=config_text)
 
 

@@ -15,14 +15,19 @@ class OnnxMask2Former:
         path: a graph written by tools/export_onnx.py.
         providers: onnxruntime execution providers (default CPU).
         threads: intra-op threads (default: onnxruntime's choice).
+        spinning: let idle onnxruntime threads spin-wait for work (its
+            default); off, they leave the cores to other work in the
+            process, e.g. PyTorch timed alternately against it.
     """
 
     def __init__(self, path: str, providers: Optional[Sequence[str]] = None,
-                 threads: Optional[int] = None) -> None:
+                 threads: Optional[int] = None, spinning: bool = True) -> None:
         import onnxruntime as ort
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
+        if not spinning:
+            options.add_session_config_entry('session.intra_op.allow_spinning', '0')
         self.session = ort.InferenceSession(
             path, options, providers=list(providers or ['CPUExecutionProvider']))
         self.meta = read_metadata(self.session.get_modelmeta())
@@ -34,9 +39,10 @@ class OnnxMask2Former:
                    ) -> Tuple[np.ndarray, List[Tuple[int, int]]]:
         """RGB images (H, W, 3), any of uint8/float, → the padded batch
         (B, 3, H', W') float32 and each image's (H, W). Images go to the
-        top left; the rest is the mean colour (zero once normalised, as
-        the PyTorch preprocessors pad), up to a multiple of the model's
-        size divisor of the largest image, or to the graph's fixed size."""
+        top left; the rest is the colour that normalises to the PyTorch
+        preprocessor's padding value (the mean colour for 0), up to a
+        multiple of the model's size divisor of the largest image, or to
+        the graph's fixed size."""
         shapes = [tuple(int(s) for s in im.shape[:2]) for im in images]
         div = int(self.meta['size_divisor'])
         h = -(-max(s[0] for s in shapes) // div) * div
