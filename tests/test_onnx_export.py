@@ -25,6 +25,7 @@ from m2f_mm.models.heads.fusion import (instance_fusion, panoptic_fusion,
                                         semantic_inference)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, 'tools'))  # demo, export_onnx, onnx_infer
 NUM_THINGS, NUM_STUFF = 3, 2
 SIZES = [(96, 160), (224, 128)]  # neither is the traced 128 × 128
 # iou_thr 0.5, not 0.8: the random models' masks overlap so much that at
@@ -420,7 +421,6 @@ def test_postprocess_cases():
 def quickstart_export(tmp_path_factory):
     """The quickstart model with random weights (sharpened) saved as a
     checkpoint, exported by tools/export_onnx.py, and a few toy images."""
-    sys.path.insert(0, os.path.join(REPO, 'tools'))
     from make_toy_dataset import make_toy_dataset
     import export_onnx as export_tool
     from m2f_mm.deploy import build_model_from_config
@@ -497,3 +497,44 @@ def test_export_tool_check_flag(quickstart_export, capsys):
     assert 'fixed 1x3x64x96' in printed and 'cls_logits' in printed
     diffs = [float(t.split()[-1]) for t in printed.split('PyTorch at ')[1].split(':', 1)[1].split(',')]
     assert max(diffs) < 1e-4
+
+
+def test_onnx_infer_semantic_with_resize_writes_what_demo_writes(tmp_path):
+    """An MMSeg config whose test pipeline resizes (ADE20K's, shrunk):
+    the semantic scores are resized back to the original image in both,
+    and the label PNGs and overlays match."""
+    import demo
+    import export_onnx as export_tool
+    import onnx_infer
+    from mmseg.datasets import ADE20KDataset
+    from PIL import Image
+    from m2f_mm.deploy import build_model_from_config
+    config = str(tmp_path / 'tiny_ade.py')
+    with open(config, 'w') as f:
+        f.write(f"_base_ = '{REPO}/configs/mask2former_r50_ade20k-semantic.py'\n"
+                "model = dict(backbone=dict(depth=18, init_cfg=None), decode_head=dict(\n"
+                "    in_channels=[64, 128, 256, 512], feat_channels=32, mask_channels=32,\n"
+                "    num_queries=10, pixel_decoder=dict(num_layers=1, num_heads=4,\n"
+                "    ffn_dims=64, norm_cfg=dict(type='GN', num_groups=8)),\n"
+                "    transformer_decoder=dict(num_layers=3, num_heads=4, ffn_dims=64)))\n")
+    torch.manual_seed(0)
+    model, cfg = build_model_from_config(config)
+    sharpen(model)
+    ckpt = str(tmp_path / 'tiny_ade.pth')
+    torch.save({'state_dict': model.state_dict(),
+                'meta': {'dataset_meta': dict(ADE20KDataset.METAINFO)}}, ckpt)
+    onnx_path = str(tmp_path / 'tiny_ade.onnx')
+    export_tool.main([config, ckpt, '--out', onnx_path, '--dynamic'])
+    assert read_metadata(onnx.load(onnx_path))['task'] == 'semantic'
+    image = str(tmp_path / 'street.png')
+    Image.fromarray(images(1, 90, 150, seed=7)[0]).save(image)  # resized to 512×853
+    demo.main([image, config, ckpt, '--out-dir', str(tmp_path / 'pt')])
+    onnx_infer.main([image, onnx_path, '--out-dir', str(tmp_path / 'ort')])
+    for sub in ('pred', 'vis'):
+        names = os.listdir(tmp_path / 'pt' / sub)
+        assert names and sorted(names) == sorted(os.listdir(tmp_path / 'ort' / sub))
+        for name in names:
+            a, b = _png(tmp_path / 'pt' / sub / name), _png(tmp_path / 'ort' / sub / name)
+            assert a.shape[:2] == (90, 150) and np.array_equal(a, b)
+            if sub == 'pred':
+                assert len(np.unique(a)) > 1

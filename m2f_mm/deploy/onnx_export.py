@@ -17,7 +17,9 @@ attention is ``GridSample`` (opset ≥ 16), masked attention a boolean mask
 turned additive, and no Python branch depends on data. The exporter is
 torch's TorchScript-based one (``dynamo=False``): it records the sizes the
 code reads from tensors as graph operations, so one graph serves every
-batch and H × W; see :func:`export_onnx`.
+batch and H × W; see :func:`export_onnx`. (torch.export's exporter, torch's
+default, needs onnxscript, took 10-25× longer here and fixed a Swin
+graph's batch at 1.)
 """
 import json
 import math
