@@ -64,22 +64,32 @@ def postprocess(cls_logits: np.ndarray, mask_logits: np.ndarray,
         raise ValueError(f"postprocess: semantic_rescale must be 'logits' or "
                          f"'scores', got {semantic_rescale!r}")
     cls_logits = np.asarray(cls_logits, dtype=np.float32)
-    cropped = image_mask_logits(mask_logits, pad_shape, img_shape)
-    ori_shape = tuple(ori_shape or cropped.shape[-2:])[:2]
-    mask_logits = resize_bilinear(cropped, ori_shape)
+    low = np.asarray(mask_logits, dtype=np.float32)
+    if pad_shape is None:
+        pad_shape = (4 * low.shape[-2], 4 * low.shape[-1])
+    img_shape = tuple(img_shape or pad_shape)[:2]
+    ori_shape = tuple(ori_shape or img_shape)[:2]
+
+    def full_size(queries) -> np.ndarray:
+        # only the queries a result needs are resized: the bulk of the time
+        return image_mask_logits(low[queries], pad_shape, img_shape, ori_shape)
+
+    probs = softmax(cls_logits)
     results = {}
     if 'panoptic' in tasks:
-        results['panoptic'] = _panoptic(cls_logits, mask_logits, num_classes,
+        results['panoptic'] = _panoptic(probs, full_size, ori_shape, num_classes,
                                         object_mask_thr, iou_thr,
                                         filter_low_score, num_things)
     if 'instance' in tasks:
-        results['instance'] = _instance(cls_logits, mask_logits, num_classes,
+        results['instance'] = _instance(probs, full_size, ori_shape, num_classes,
                                         num_things, max_per_image)
     if 'semantic' in tasks:
+        every = np.arange(len(low))
         if semantic_rescale == 'scores':
-            results['semantic'] = _semantic(cls_logits, cropped, ori_shape)
+            cropped = image_mask_logits(low, pad_shape, img_shape)
+            results['semantic'] = _semantic(probs, cropped, ori_shape)
         else:
-            results['semantic'] = _semantic(cls_logits, mask_logits)
+            results['semantic'] = _semantic(probs, full_size(every))
     return results
 
 
@@ -95,26 +105,41 @@ def image_mask_logits(mask_logits: np.ndarray,
         pad_shape = (4 * mask_logits.shape[-2], 4 * mask_logits.shape[-1])
     img_shape = tuple(img_shape or pad_shape)[:2]
     ori_shape = tuple(ori_shape or img_shape)[:2]
-    out = resize_bilinear(mask_logits, pad_shape)
-    out = out[:, :img_shape[0], :img_shape[1]]
+    out = resize_bilinear(mask_logits, pad_shape, crop=img_shape)
     if ori_shape != img_shape:
         out = resize_bilinear(out, ori_shape)
     return out
 
 
-def resize_bilinear(x: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
+def resize_bilinear(x: np.ndarray, size: Tuple[int, int],
+                    crop: Optional[Tuple[int, int]] = None) -> np.ndarray:
     """``F.interpolate(x, size, mode='bilinear', align_corners=False)`` of
-    (N, h, w) float32 maps, in float32 (no antialiasing)."""
+    (N, h, w) float32 maps, in float32 (no antialiasing); with ``crop``,
+    only its top-left (H', W') part is computed."""
     h, w = x.shape[-2:]
     out_h, out_w = int(size[0]), int(size[1])
+    crop_h, crop_w = (out_h, out_w) if crop is None else (int(crop[0]), int(crop[1]))
     if (h, w) == (out_h, out_w):
-        return x
-    y0, y1, wy0, wy1 = _source_index(h, out_h)
-    x0, x1, wx0, wx1 = _source_index(w, out_w)
-    # along W first, then H: PyTorch's order of operations, so the float32
-    # rounding matches too
-    cols = x[:, :, x0] * wx0 + x[:, :, x1] * wx1  # N×h×W
-    return cols[:, y0] * wy0[:, None] + cols[:, y1] * wy1[:, None]
+        return x[:, :crop_h, :crop_w]
+    y0, y1, wy0, wy1 = (a[:crop_h] for a in _source_index(h, out_h))
+    x0, x1, wx0, wx1 = (a[:crop_w] for a in _source_index(w, out_w))
+    # along W first, then H, as PyTorch does; a few maps at a time through
+    # reused buffers (fresh full-size temporaries cost more in page faults
+    # than the arithmetic)
+    cols = x[:, :, x0]  # N×h×W'
+    cols *= wx0
+    part = x[:, :, x1]
+    part *= wx1
+    cols += part
+    out = np.empty((len(x), len(y0), len(x0)), dtype=np.float32)
+    buf = np.empty((min(8, len(x)), len(y0), len(x0)), dtype=np.float32)
+    wy0, wy1 = wy0[:, None], wy1[:, None]
+    for i in range(0, len(x), len(buf)):
+        n = min(len(buf), len(x) - i)
+        np.multiply(cols[i:i + n, y0], wy0, out=out[i:i + n])
+        np.multiply(cols[i:i + n, y1], wy1, out=buf[:n])
+        out[i:i + n] += buf[:n]
+    return out
 
 
 def _source_index(in_size: int, out_size: int):
@@ -139,22 +164,20 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return np.float32(1) / (np.float32(1) + np.exp(-x))
 
 
-def _panoptic(cls_logits, mask_logits, num_classes, object_mask_thr, iou_thr,
+def _panoptic(probs, full_size, shape, num_classes, object_mask_thr, iou_thr,
               filter_low_score, num_things) -> np.ndarray:
     """Confident non-void queries compete per pixel by score × mask
     probability; a segment that keeps less than ``iou_thr`` of its own
     mask (probability ≥ 0.5) is dropped; instance ids count the kept
     things in query order."""
-    probs = softmax(cls_logits)
     labels = probs.argmax(-1)
     scores = probs.max(-1)
     keep = (labels != num_classes) & (scores > object_mask_thr)
-    h, w = mask_logits.shape[-2:]
-    pan = np.full((h, w), num_classes, dtype=np.int32)
+    pan = np.full(shape, num_classes, dtype=np.int32)
     if not keep.any():
         return pan
     scores, labels = scores[keep], labels[keep]
-    mask_probs = sigmoid(mask_logits[keep])  # N×H×W
+    mask_probs = sigmoid(full_size(np.flatnonzero(keep)))  # N×H×W
     winner = (scores[:, None, None] * mask_probs).argmax(0)
     won = winner[None] == np.arange(len(labels))[:, None, None]
     won_area = won.reshape(len(labels), -1).sum(1)
@@ -175,23 +198,23 @@ def _panoptic(cls_logits, mask_logits, num_classes, object_mask_thr, iou_thr,
     return pan
 
 
-def _instance(cls_logits, mask_logits, num_classes, num_things,
+def _instance(probs, full_size, shape, num_classes, num_things,
               max_per_image) -> Dict[str, np.ndarray]:
     """The top ``max_per_image`` (query, class) pairs of thing classes,
     scored by class score × mean mask probability inside the mask."""
-    scores = softmax(cls_logits)[:, :-1].reshape(-1)
+    scores = probs[:, :-1].reshape(-1)
     k = min(max_per_image, scores.size)
     top = np.argsort(-scores, kind='stable')[:k]  # descending, ties by index
     labels, queries = top % num_classes, top // num_classes
     is_thing = labels < num_things
     top, labels, queries = top[is_thing], labels[is_thing], queries[is_thing]
     if not len(top):  # only stuff among the top pairs
-        h, w = mask_logits.shape[-2:]
         return dict(labels=np.zeros(0, np.int64), scores=np.zeros(0, np.float32),
-                    bboxes=np.zeros((0, 4), np.float32), masks=np.zeros((0, h, w), bool))
+                    bboxes=np.zeros((0, 4), np.float32),
+                    masks=np.zeros((0, *shape), bool))
     # each distinct query's mask, score and box once
     distinct, which = np.unique(queries, return_inverse=True)
-    logits = mask_logits[distinct]
+    logits = full_size(distinct)
     binary = logits > 0
     inside = binary.reshape(len(distinct), -1)
     mask_scores = (sigmoid(logits).reshape(len(distinct), -1) * inside).sum(1) / \
@@ -214,12 +237,11 @@ def mask_boxes(masks: np.ndarray) -> np.ndarray:
     return boxes
 
 
-def _semantic(cls_logits, mask_logits, size=None) -> np.ndarray:
+def _semantic(probs, mask_logits, size=None) -> np.ndarray:
     """argmax_k Σ_q softmax(class)[q, k] · sigmoid(mask)[q], the scores
     resized to ``size`` first when given."""
-    probs = softmax(cls_logits)[:, :-1]  # Q×K
     q, h, w = mask_logits.shape
-    scores = (probs.T @ sigmoid(mask_logits).reshape(q, h * w)).reshape(-1, h, w)
+    scores = (probs[:, :-1].T @ sigmoid(mask_logits).reshape(q, h * w)).reshape(-1, h, w)
     if size is not None:
         scores = resize_bilinear(scores, size)
     return scores.argmax(0)
