@@ -538,3 +538,18 @@ def test_onnx_infer_semantic_with_resize_writes_what_demo_writes(tmp_path):
             assert a.shape[:2] == (90, 150) and np.array_equal(a, b)
             if sub == 'pred':
                 assert len(np.unique(a)) > 1
+
+
+def test_benchmark_onnx_report():
+    """tools/benchmark.py --onnx on the small model: a table with both
+    rows, their ratios and logits that agree (no timing asserted)."""
+    import argparse
+    import benchmark
+    args = argparse.Namespace(small=True, size=64, infer_batch=1, opset=17, threads=1,
+                              repeats=1)
+    report = benchmark.onnx_report(args)
+    assert '| network (image → logits) |' in report
+    assert '| + panoptic and instance results |' in report
+    assert report.count('×') >= 3
+    diff = float(report.split('max |Δ| of the logits ')[1].split('.\n')[0])
+    assert diff < 1e-4
