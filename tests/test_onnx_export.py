@@ -517,7 +517,8 @@ def test_export_tool_check_flag(quickstart_export, capsys):
     export_tool.main([config, ckpt, '--out', out, '--shape', '64', '96', '--check'])
     printed = capsys.readouterr().out
     assert 'fixed 1x3x64x96' in printed and 'cls_logits' in printed
-    diffs = [float(t.split()[-1]) for t in printed.split('PyTorch at ')[1].split(':', 1)[1].split(',')]
+    numbers = printed.split('PyTorch at ')[1].split(':', 1)[1].split(',')
+    diffs = [float(t.split()[-1]) for t in numbers]
     assert max(diffs) < 1e-4
 
 

@@ -57,8 +57,9 @@ def main(argv=None):
                        input_shape=(args.batch, 3, *args.shape),
                        config_text=cfg.pretty_text)
     size_mb = osp.getsize(args.out) / 2**20
-    print(f'wrote {args.out}: task {task}, opset {args.opset}, '
-          f'{"dynamic batch/H/W" if args.dynamic else f"fixed {args.batch}x3x{args.shape[0]}x{args.shape[1]}"}, '
+    shape = ('dynamic batch/H/W' if args.dynamic else
+             f'fixed {args.batch}x3x{args.shape[0]}x{args.shape[1]}')
+    print(f'wrote {args.out}: task {task}, opset {args.opset}, {shape}, '
           f'{size_mb:.1f} MB, {meta["num_classes"]} classes, '
           f'{meta["num_queries"]} queries ({time.time() - t0:.0f} s)')
     if (cfg.model.get('test_cfg') or {}).get('mode') == 'slide':
