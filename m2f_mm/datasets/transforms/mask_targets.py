@@ -8,6 +8,7 @@ from mmengine.structures import InstanceData
 
 from m2f_mm.models.utils.targets import panoptic_targets, semantic_to_masks
 from m2f_mm.registry import TRANSFORMS
+from ..errors import data_error, image_of
 
 
 @TRANSFORMS.register_module()
@@ -54,6 +55,8 @@ class BuildMaskTargets(BaseTransform):
     def transform(self, results: dict) -> dict:
         sample = results['data_samples']
         where = sample.metainfo.get('img_path', '<unknown image>')
+        image = image_of(sample.metainfo)
+        field = 'gt_instances'
         if 'gt_instances' in sample:
             inst = sample.gt_instances
             masks = inst.masks
@@ -63,33 +66,38 @@ class BuildMaskTargets(BaseTransform):
             if 'gt_sem_seg' in sample and self.num_things < self.num_classes:
                 sem = sample.gt_sem_seg.sem_seg[0]
                 if masks.shape[-2:] != sem.shape:
-                    raise ValueError(
-                        f'{where}: instance masks are {tuple(masks.shape[-2:])} '
-                        f'but the segmentation map is {tuple(sem.shape)}')
+                    raise data_error(
+                        where, f'instance masks are {tuple(masks.shape[-2:])} '
+                        f'but the segmentation map is {tuple(sem.shape)}',
+                        image, 'gt_instances.masks', kind='size mismatch')
             labels, masks = panoptic_targets(inst.labels, masks, sem,
                                              self.num_things, self.num_classes)
         elif 'gt_sem_seg' in sample:
             sem = sample.gt_sem_seg.data[0]
             where = sample.metainfo.get('seg_map_path') or where
+            field = 'gt_sem_seg'
             img_size = sample.metainfo.get('img_shape')
             if img_size is None and 'inputs' in results:
                 img_size = results['inputs'].shape[-2:]
             if img_size is not None and tuple(sem.shape) != tuple(img_size[:2]):
-                raise ValueError(f'{where}: the label map is {sem.shape[0]}x'
+                raise data_error(where, f'the label map is {sem.shape[0]}x'
                                  f'{sem.shape[1]} but its image is '
-                                 f'{img_size[0]}x{img_size[1]}')
+                                 f'{img_size[0]}x{img_size[1]}', image, field,
+                                 kind='size mismatch')
             labels, masks = semantic_to_masks(sem, 0, 1 << 30)
             keep = labels != self.ignore_index
             labels, masks = labels[keep], masks[keep]
         else:
-            raise ValueError(f'{where}: BuildMaskTargets needs gt_instances or '
+            raise data_error(where, 'BuildMaskTargets needs gt_instances or '
                              'gt_sem_seg; place it after PackDetInputs / '
-                             'PackSegInputs in a training pipeline')
+                             'PackSegInputs in a training pipeline', image,
+                             kind='pipeline error')
         bad = (labels < 0) | (labels >= self.num_classes)
         if bad.any():
-            raise ValueError(f'{where}: label {int(labels[bad][0])} is outside '
+            raise data_error(where, f'label {int(labels[bad][0])} is outside '
                              f'[0, {self.num_classes}) (num_classes='
-                             f'{self.num_classes})')
+                             f'{self.num_classes})', image, field,
+                             kind='label out of range')
         if self.min_area > 0 and len(labels):
             keep = masks.flatten(1).sum(1) >= self.min_area
             labels, masks = labels[keep], masks[keep]
