@@ -2,6 +2,7 @@
 
     python tools/train.py configs/mask2former_r50_coco-panoptic.py
     python tools/train.py CONFIG --work-dir work_dirs/x --amp --resume
+    python tools/train.py CONFIG --debug          # tracebacks of data errors
     bash tools/dist_train.sh CONFIG 8            # torchrun, one process per GPU
 """
 import argparse
@@ -18,6 +19,9 @@ def parse_args(argv=None):
                         '(default: ./work_dirs/<config name>)')
     parser.add_argument('--amp', action='store_true',
                         help='automatic mixed precision training')
+    parser.add_argument('--debug', action='store_true',
+                        help='full tracebacks for data errors (also '
+                        'M2F_MM_DEBUG=1)')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the lr by the actual batch size')
     parser.add_argument('--resume', nargs='?', type=str, const='auto',
@@ -65,8 +69,8 @@ def main(argv=None):
     args = parse_args(argv)
     import m2f_mm  # noqa: F401  (compat fixes, m2f_mm scope)
     from m2f_mm.utils.runner import build_runner, run_or_exit
-    runner = build_runner(build_cfg(args))
-    run_or_exit(runner.train, 'train.py')
+    cfg = build_cfg(args)
+    run_or_exit(lambda: build_runner(cfg).train(), 'train.py', args.debug)
 
 
 if __name__ == '__main__':

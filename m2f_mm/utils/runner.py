@@ -4,7 +4,10 @@ import os.path as osp
 from typing import Optional
 
 from mmengine.config import Config
+from mmengine.runner import Runner
 
+from m2f_mm.datasets.errors import (DataError, debug_enabled,
+                                    name_pipeline_errors, one_line)
 from .compat import cpu_ddp_wrapper_cfg
 
 
@@ -25,22 +28,42 @@ def load_config(path: str, tool: str, cfg_options: Optional[dict] = None,
     return cfg
 
 
+class NamedDataErrorsRunner(Runner):
+    """mmengine's Runner whose datasets' pipelines name the file, image and
+    step of an error (:func:`~m2f_mm.datasets.errors.name_pipeline_errors`)."""
+
+    @staticmethod
+    def build_dataloader(*args, **kwargs):
+        loader = Runner.build_dataloader(*args, **kwargs)
+        name_pipeline_errors(loader.dataset)
+        return loader
+
+
 def build_runner(cfg: Config):
-    """mmengine's Runner (or the config's ``runner_type``) in the config's
-    default scope; CPU-only machines get a DDP wrapper that takes CPU modules."""
+    """:class:`NamedDataErrorsRunner` (or the config's ``runner_type``) in
+    the config's default scope; CPU-only machines get a DDP wrapper that
+    takes CPU modules."""
     from mmengine.registry import RUNNERS, init_default_scope
-    from mmengine.runner import Runner
     cpu_ddp_wrapper_cfg(cfg)
     init_default_scope(cfg.get('default_scope', 'mmdet'))
-    return RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
+    if 'runner_type' in cfg:
+        return RUNNERS.build(cfg)
+    return NamedDataErrorsRunner.from_cfg(cfg)
 
 
-def run_or_exit(step, tool: str):
-    """Run ``runner.train``/``runner.test``; a missing dataset file ends the
-    tool with one line naming it instead of a traceback."""
+def run_or_exit(step, tool: str, debug: bool = False):
+    """Run ``step`` (e.g. ``runner.train``). An error in the data (a missing
+    file, a :class:`~m2f_mm.datasets.errors.DataError` from a dataset or a
+    pipeline, also from a DataLoader worker) ends the tool with one line
+    naming the file, image and field instead of a traceback; ``debug`` (or
+    ``M2F_MM_DEBUG=1``) keeps the traceback."""
     try:
         return step()
-    except FileNotFoundError as e:
-        hint = '' if 'README' in str(e) else \
-            "; see the README's 'Datasets' section for how to get the data"
-        raise SystemExit(f'{tool}: {e}{hint}')
+    except (DataError, FileNotFoundError) as e:
+        if debug_enabled(debug):
+            raise
+        msg = one_line(e)
+        if isinstance(e, FileNotFoundError) and 'README' not in msg:
+            msg += "; see the README's 'Datasets' section for how to get the data"
+        raise SystemExit(f'{tool}: {msg} (traceback: --debug or '
+                         'M2F_MM_DEBUG=1)')
