@@ -5,5 +5,6 @@ from . import registry  # noqa: F401
 from . import models  # noqa: F401,E402
 from . import datasets  # noqa: F401,E402
 from . import evaluation  # noqa: F401,E402
+from . import engine  # noqa: F401,E402
 
 __all__ = ['__version__', 'version_info']

@@ -2,6 +2,7 @@
 
     python tools/train.py configs/mask2former_r50_coco-panoptic.py
     python tools/train.py CONFIG --work-dir work_dirs/x --amp --resume
+    python tools/train.py CONFIG --amp            # bf16 autocast on CPU, fp16 on CUDA
     python tools/train.py CONFIG --debug          # tracebacks of data errors
     bash tools/dist_train.sh CONFIG 8            # torchrun, one process per GPU
 """
@@ -18,7 +19,10 @@ def parse_args(argv=None):
     parser.add_argument('--work-dir', help='where to save logs and checkpoints '
                         '(default: ./work_dirs/<config name>)')
     parser.add_argument('--amp', action='store_true',
-                        help='automatic mixed precision training')
+                        help='automatic mixed precision training: bfloat16 '
+                        'autocast on CPU, float16 with loss scaling on CUDA')
+    parser.add_argument('--amp-dtype', choices=['float16', 'bfloat16'],
+                        help='autocast dtype with --amp (CPU: bfloat16 only)')
     parser.add_argument('--debug', action='store_true',
                         help='full tracebacks for data errors (also '
                         'M2F_MM_DEBUG=1)')
@@ -43,12 +47,19 @@ def build_cfg(args) -> Config:
     from m2f_mm.utils.runner import load_config
     cfg = load_config(args.config, 'train.py', args.cfg_options, args.work_dir,
                       args.launcher)
-    if args.amp:
-        if cfg.optim_wrapper.get('type', 'OptimWrapper') == 'AmpOptimWrapper':
-            print('AMP is already enabled in the config')
-        else:
-            cfg.optim_wrapper.type = 'AmpOptimWrapper'
-            cfg.optim_wrapper.loss_scale = 'dynamic'
+    if args.amp_dtype and not args.amp:
+        raise SystemExit('train.py: --amp-dtype needs --amp')
+    wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
+    if args.amp or wrapper in ('AmpOptimWrapper', 'mmengine.AmpOptimWrapper'):
+        # mmengine's AmpOptimWrapper refuses the CPU: autocast there in bf16
+        from mmengine.device import get_device
+
+        from m2f_mm.engine import amp_optim_wrapper_cfg
+        try:
+            cfg.optim_wrapper = amp_optim_wrapper_cfg(
+                cfg.optim_wrapper, get_device(), args.amp_dtype)
+        except ValueError as e:
+            raise SystemExit(f'train.py: {e}')
     if args.auto_scale_lr:
         if 'auto_scale_lr' not in cfg or 'base_batch_size' not in cfg.auto_scale_lr:
             raise SystemExit('train.py: --auto-scale-lr needs auto_scale_lr.'
