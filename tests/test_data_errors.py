@@ -89,7 +89,7 @@ def test_debug_keeps_the_traceback(toy, tmp_path, monkeypatch):
     """M2F_MM_DEBUG=1: the DataError itself, the original error chained."""
     import train
 
-    from m2f_mm.datasets.errors import DataError
+    from m2f_mm.utils.errors import DataError
     (toy / 'train/000002.png').write_bytes(b'not an image')
     monkeypatch.setenv('M2F_MM_DEBUG', '1')
     with pytest.raises(DataError) as e:
@@ -100,7 +100,7 @@ def test_debug_keeps_the_traceback(toy, tmp_path, monkeypatch):
 def test_debug_flag_and_environment(monkeypatch):
     import train
 
-    from m2f_mm.datasets.errors import DataError
+    from m2f_mm.utils.errors import DataError
     from m2f_mm.utils.runner import run_or_exit
 
     def fail():

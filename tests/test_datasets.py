@@ -11,7 +11,9 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
-from m2f_mm.datasets.errors import DataError
+from m2f_mm.datasets.class_counts import apply_class_counts
+from m2f_mm.models.utils.targets import ClassCounts
+from m2f_mm.utils.errors import DataError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = sorted(glob.glob(os.path.join(REPO, 'configs', '*.py')) +
@@ -174,6 +176,7 @@ def test_quickstart_dataloaders_build(toy):
     cfg.train_dataloader.update(num_workers=0, persistent_workers=False)
     init_default_scope('mmdet')
     loader = Runner.build_dataloader(cfg.train_dataloader)
+    apply_class_counts(loader.dataset, ClassCounts(3, 3))  # as m2f_mm's runner does
     batch = next(iter(loader))
     sample = batch['data_samples'][0]
     assert 'gt_segments' in sample and len(sample.gt_segments) > 0

@@ -42,8 +42,9 @@ def main(argv=None) -> int:
     import m2f_mm  # noqa: F401  (compat fixes, m2f_mm scope)
     from mmengine.registry import init_default_scope
 
+    from m2f_mm.datasets.class_counts import head_counts_from_cfg
     from m2f_mm.datasets.dataset_check import check_dataset, format_report
-    from m2f_mm.datasets.errors import debug_enabled
+    from m2f_mm.utils.errors import debug_enabled
     from m2f_mm.utils.runner import load_config, run_or_exit
     cfg = load_config(args.config, 'check_dataset.py', args.cfg_options)
     loader = cfg.get(f'{args.split}_dataloader')
@@ -53,12 +54,17 @@ def main(argv=None) -> int:
     init_default_scope(cfg.get('default_scope', 'mmdet'))
     if debug_enabled(args.debug):  # the first error stops with its traceback
         from mmengine.registry import DATASETS
+
+        from m2f_mm.datasets.class_counts import apply_class_counts
         dataset = DATASETS.build(loader.dataset)
+        counts = head_counts_from_cfg(cfg.get('model'))
+        if counts is not None:
+            apply_class_counts(dataset, *counts)
         for i in range(len(dataset)):
             dataset.pipeline(dataset.get_data_info(i))
     report = run_or_exit(lambda: check_dataset(
-        loader.dataset.to_dict() if hasattr(loader.dataset, 'to_dict') else dict(loader.dataset),
-        show_dir=args.show_dir, progress=not args.no_progress, seed=args.seed),
+        dict(loader.dataset), show_dir=args.show_dir, progress=not args.no_progress,
+        seed=args.seed, model_counts=head_counts_from_cfg(cfg.get('model'))),
         'check_dataset.py')
     print(f'{args.config}, {args.split} split:')
     print(format_report(report, args.max_listed))

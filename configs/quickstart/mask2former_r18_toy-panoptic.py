@@ -47,7 +47,7 @@ model = dict(
         in_channels=[32, 64, 128, 256],
         strides=[4, 8, 16, 32],
         feat_channels=64,
-        out_channels=64,
+        mask_channels=64,
         num_things_classes=num_things_classes,
         num_stuff_classes=num_stuff_classes,
         num_queries=20,
@@ -59,10 +59,9 @@ model = dict(
             ffn_dims=256,
             norm_cfg=dict(type='GN', num_groups=16)),
         transformer_decoder=dict(num_layers=6, num_heads=4, ffn_dims=256)),
-    panoptic_fusion_head=dict(
-        type='m2f_mm.Mask2FormerFusionHead',
-        num_things_classes=num_things_classes,
-        num_stuff_classes=num_stuff_classes),
+    # the fusion head, BuildMaskTargets and the dataset's metainfo follow
+    # the head's class counts
+    panoptic_fusion_head=dict(type='m2f_mm.Mask2FormerFusionHead'),
     train_cfg=dict(num_points=num_points, oversample_ratio=3.0,
                    importance_sample_ratio=0.75),
     test_cfg=dict(
@@ -85,8 +84,7 @@ train_pipeline = [
     dict(type='RandomCrop', crop_size=image_size, crop_type='absolute',
          recompute_bbox=True, allow_negative_crop=True),
     dict(type='PackDetInputs'),
-    dict(type='m2f_mm.BuildMaskTargets', num_things_classes=num_things_classes,
-         num_stuff_classes=num_stuff_classes),
+    dict(type='m2f_mm.BuildMaskTargets'),
 ]
 test_pipeline = [
     dict(type='LoadImageFromFile'),

@@ -4,7 +4,7 @@ category id outside the metainfo, an undecodable panoptic PNG or one whose
 size differs from its image.
 
 Every error names the annotation file (or PNG), the image id and the field
-(:func:`m2f_mm.datasets.errors.data_error`). tools/check_dataset.py sets
+(:func:`m2f_mm.utils.errors.data_error`). tools/check_dataset.py sets
 ``collect_problems`` to a list to get all of them at once: images with a
 problem are then left out of the data list instead of stopping the load.
 """
@@ -19,7 +19,7 @@ from mmdet.datasets.transforms import \
 from mmengine.fileio import get
 
 from m2f_mm.registry import DATASETS, TRANSFORMS
-from .errors import DataError, data_error, image_of
+from m2f_mm.utils.errors import DataError, data_error, image_of
 
 DATASET_HINT = "see the README's 'Datasets' section for how to get it"
 

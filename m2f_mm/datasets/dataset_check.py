@@ -8,7 +8,7 @@ Every sample goes through the configured pipeline, one transform at a time:
   which the segments left are counted: the difference is what the training
   crop emptied. ``show_dir`` gets an overlay of what the model will see.
 
-Problems are :class:`~m2f_mm.datasets.errors.DataError` s grouped by their
+Problems are :class:`~m2f_mm.utils.errors.DataError` s grouped by their
 ``kind``; those in :data:`WARNING_KINDS` do not stop training, all others do.
 """
 import os
@@ -22,7 +22,10 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from .errors import DataError, data_error, image_of, one_line, pipeline_error
+from m2f_mm.models.utils.targets import ClassCounts, mask_targets
+from m2f_mm.utils.errors import DataError, data_error, image_of, one_line
+from .class_counts import apply_class_counts
+from .pipeline_errors import pipeline_error
 
 #: problems that training survives (the rest stop it)
 WARNING_KINDS = ('no segment', 'empty segment', 'class without segments',
@@ -123,29 +126,27 @@ def _loaded_segments(results: dict, num_things: int, num_classes: int
     return segments
 
 
-def _final_segments(results: dict, num_things: int, num_classes: int,
-                    ignore_index: int) -> Optional[Tuple[torch.Tensor, torch.Tensor]]:
+def _final_segments(results: dict, counts: ClassCounts, ignore_index: int
+                    ) -> Optional[Tuple[torch.Tensor, torch.Tensor]]:
     """(labels, masks) the model trains on: ``gt_segments`` from
-    BuildMaskTargets, else derived the same way from the packed sample."""
-    from m2f_mm.models.utils.targets import panoptic_targets, semantic_to_masks
+    BuildMaskTargets, else what the head derives from the packed sample
+    (the same rule, :func:`mask_targets`)."""
     sample = results.get('data_samples') if isinstance(results, dict) else None
     if sample is None:
         return None
     if 'gt_segments' in sample:
         return sample.gt_segments.labels, sample.gt_segments.masks
+    things = masks = sem = None
     if 'gt_instances' in sample and 'masks' in sample.gt_instances:
-        masks = sample.gt_instances.masks
-        masks = masks if isinstance(masks, torch.Tensor) else torch.from_numpy(
-            np.asarray(masks.masks, bool))
+        things, masks = sample.gt_instances.labels, sample.gt_instances.masks
+        if not isinstance(masks, torch.Tensor):
+            masks = torch.from_numpy(np.asarray(masks.masks, bool))
         sem = sample.gt_sem_seg.sem_seg[0] if 'gt_sem_seg' in sample else None
-        labels, masks = panoptic_targets(sample.gt_instances.labels, masks, sem,
-                                         num_things, num_classes)
     elif 'gt_sem_seg' in sample:
-        labels, masks = semantic_to_masks(sample.gt_sem_seg.data[0], 0, num_classes)
+        sem = sample.gt_sem_seg.data[0]
     else:
         return None
-    keep = masks.flatten(1).sum(1) > 0 if len(labels) else labels.bool()
-    return labels[keep], masks[keep]
+    return mask_targets(things, masks, sem, counts, ignore_index)
 
 
 def _check_loaded(results: dict, report: CheckReport, ignore_index: int
@@ -254,7 +255,8 @@ def check_sample(dataset, idx: int, report: CheckReport, ignore_index: int,
                                           'dropped the sample', image,
                                           kind='dropped by pipeline'))
         return
-    final = _final_segments(results, report.num_things, num_classes, ignore_index)
+    counts = ClassCounts(report.num_things, num_classes - report.num_things)
+    final = _final_segments(results, counts, ignore_index)
     if final is not None:
         emptied = max(0, len(segments) - len(final[0]))
         report.segments_emptied += emptied
@@ -304,14 +306,24 @@ def write_overlay(img, final, classes: Sequence[str], palette: np.ndarray,
 
 
 def check_dataset(dataset_cfg: dict, show_dir: Optional[str] = None,
-                  progress: bool = True, seed: int = 0) -> CheckReport:
+                  progress: bool = True, seed: int = 0,
+                  model_counts: Optional[Tuple[ClassCounts, str]] = None
+                  ) -> CheckReport:
     """Load every sample of ``dataset_cfg`` (a dataset config dict, built in
     the current default scope) through its pipeline and report the problems
-    and per-class counts. The random augmentations run with ``seed``."""
+    and per-class counts. The random augmentations run with ``seed``.
+    ``model_counts``: (the head's class counts, its name), which the
+    metainfo must agree with and ``BuildMaskTargets`` takes."""
     report = CheckReport(dataset=str(dataset_cfg.get('type')))
     dataset = build_dataset_for_check(dataset_cfg, report)
     if dataset is None:
         return report
+    if model_counts is not None:
+        try:
+            apply_class_counts(dataset, *model_counts)
+        except DataError as e:  # nothing trains on this dataset
+            report.problems.append(e)
+            return report
     meta = dataset.metainfo
     report.source = str(getattr(dataset, 'ann_file', '') or
                         getattr(dataset, 'data_root', '') or '')

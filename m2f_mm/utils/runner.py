@@ -6,8 +6,9 @@ from typing import Optional
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-from m2f_mm.datasets.errors import (DataError, debug_enabled,
-                                    name_pipeline_errors, one_line)
+from m2f_mm.datasets.class_counts import apply_class_counts, head_counts
+from m2f_mm.datasets.pipeline_errors import name_pipeline_errors
+from .errors import DataError, NonFiniteError, debug_enabled, one_line
 from .compat import cpu_ddp_wrapper_cfg
 
 
@@ -28,19 +29,24 @@ def load_config(path: str, tool: str, cfg_options: Optional[dict] = None,
     return cfg
 
 
-class NamedDataErrorsRunner(Runner):
-    """mmengine's Runner whose datasets' pipelines name the file, image and
-    step of an error (:func:`~m2f_mm.datasets.errors.name_pipeline_errors`)."""
+class M2FRunner(Runner):
+    """mmengine's Runner that prepares every dataset it builds for the model:
+    the datasets' pipelines name the file, image and step of an error
+    (:func:`~m2f_mm.datasets.pipeline_errors.name_pipeline_errors`), and
+    their metainfo and ``BuildMaskTargets`` follow the head's class counts
+    (:func:`~m2f_mm.datasets.class_counts.apply_class_counts`)."""
 
-    @staticmethod
-    def build_dataloader(*args, **kwargs):
+    def build_dataloader(self, *args, **kwargs):  # called on the instance
         loader = Runner.build_dataloader(*args, **kwargs)
         name_pipeline_errors(loader.dataset)
+        found = head_counts(self.model)
+        if found is not None:
+            apply_class_counts(loader.dataset, *found)
         return loader
 
 
 def build_runner(cfg: Config):
-    """:class:`NamedDataErrorsRunner` (or the config's ``runner_type``) in
+    """:class:`M2FRunner` (or the config's ``runner_type``) in
     the config's default scope; CPU-only machines get a DDP wrapper that
     takes CPU modules."""
     from mmengine.registry import RUNNERS, init_default_scope
@@ -48,18 +54,19 @@ def build_runner(cfg: Config):
     init_default_scope(cfg.get('default_scope', 'mmdet'))
     if 'runner_type' in cfg:
         return RUNNERS.build(cfg)
-    return NamedDataErrorsRunner.from_cfg(cfg)
+    return M2FRunner.from_cfg(cfg)
 
 
 def run_or_exit(step, tool: str, debug: bool = False):
     """Run ``step`` (e.g. ``runner.train``). An error in the data (a missing
-    file, a :class:`~m2f_mm.datasets.errors.DataError` from a dataset or a
-    pipeline, also from a DataLoader worker) ends the tool with one line
-    naming the file, image and field instead of a traceback; ``debug`` (or
-    ``M2F_MM_DEBUG=1``) keeps the traceback."""
+    file, a :class:`~m2f_mm.utils.errors.DataError` from a dataset or a
+    pipeline, also from a DataLoader worker) or a non-finite prediction
+    (:class:`~m2f_mm.utils.errors.NonFiniteError`) ends the tool with one
+    line naming the file, image and field (or iteration) instead of a
+    traceback; ``debug`` (or ``M2F_MM_DEBUG=1``) keeps the traceback."""
     try:
         return step()
-    except (DataError, FileNotFoundError) as e:
+    except (DataError, NonFiniteError, FileNotFoundError) as e:
         if debug_enabled(debug):
             raise
         msg = one_line(e)

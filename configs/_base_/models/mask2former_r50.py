@@ -40,7 +40,7 @@ model = dict(
         in_channels=[256, 512, 1024, 2048],
         strides=[4, 8, 16, 32],
         feat_channels=256,
-        out_channels=256,
+        mask_channels=256,
         num_things_classes=num_things_classes,
         num_stuff_classes=num_stuff_classes,
         num_queries=100,
@@ -57,10 +57,9 @@ model = dict(
         transformer_decoder=dict(num_layers=9, num_heads=8, ffn_dims=2048),
         loss_weights=dict(cls=2.0, mask=5.0, dice=5.0),
         no_object_weight=0.1),
-    panoptic_fusion_head=dict(
-        type='m2f_mm.Mask2FormerFusionHead',
-        num_things_classes=num_things_classes,
-        num_stuff_classes=num_stuff_classes),
+    # the fusion head, BuildMaskTargets and the dataset's metainfo follow
+    # the head's class counts
+    panoptic_fusion_head=dict(type='m2f_mm.Mask2FormerFusionHead'),
     train_cfg=dict(
         num_points=num_points,
         oversample_ratio=3.0,
@@ -69,8 +68,7 @@ model = dict(
             type='m2f_mm.PointHungarianAssigner',
             cls_weight=2.0,
             mask_weight=5.0,
-            dice_weight=5.0,
-            num_points=num_points)),
+            dice_weight=5.0)),
     test_cfg=dict(
         panoptic_on=True,
         semantic_on=False,

@@ -1,4 +1,5 @@
 """Build the head's targets in the dataloader workers."""
+import warnings
 from typing import Optional
 
 import numpy as np
@@ -6,9 +7,10 @@ import torch
 from mmcv.transforms import BaseTransform
 from mmengine.structures import InstanceData
 
-from m2f_mm.models.utils.targets import panoptic_targets, semantic_to_masks
+from m2f_mm.models.utils.targets import (ClassCounts, mask_targets,
+                                         resolve_class_counts)
 from m2f_mm.registry import TRANSFORMS
-from ..errors import data_error, image_of
+from m2f_mm.utils.errors import DataError, data_error, image_of
 
 
 @TRANSFORMS.register_module()
@@ -28,83 +30,92 @@ class BuildMaskTargets(BaseTransform):
 
     Segments whose area is below ``min_area`` pixels (by default: empty
     ones, e.g. cut away by a crop) are dropped. The head uses
-    ``gt_segments`` when present instead of deriving targets itself.
+    ``gt_segments`` when present instead of deriving targets itself; it
+    checks the class counts they were built with (``gt_segments.metainfo``)
+    against its own.
+
+    The class counts are the head's: leave them out here. m2f_mm's tools
+    (train.py, test.py, check_dataset.py) give the head's counts to this
+    transform (:meth:`configure`); counts given here must equal the head's.
+    Without counts the transform passes samples on unchanged and the head
+    builds their targets (the same rule, in the main process).
 
     Args:
-        num_things_classes, num_stuff_classes: MMDet's split; for semantic
-            data give ``num_classes`` alone.
-        num_classes: number of classes (things + stuff).
+        num_things_classes, num_stuff_classes, num_classes: as the head's
+            (optional, see above).
         ignore_index: void label in semantic maps.
         min_area: smallest kept segment, in pixels.
     """
 
-    def __init__(self, num_things_classes: int = 0,
+    def __init__(self, num_things_classes: Optional[int] = None,
                  num_stuff_classes: Optional[int] = None,
                  num_classes: Optional[int] = None, ignore_index: int = 255,
                  min_area: int = 1) -> None:
-        if num_classes is None:
-            if num_stuff_classes is None:
-                raise ValueError('BuildMaskTargets needs num_classes or '
-                                 'num_things_classes + num_stuff_classes')
-            num_classes = num_things_classes + num_stuff_classes
-        self.num_things = num_things_classes
-        self.num_classes = num_classes
+        self.counts: Optional[ClassCounts] = None
+        if (num_things_classes, num_stuff_classes, num_classes) != (None,) * 3:
+            self.counts = resolve_class_counts(
+                num_things_classes, num_stuff_classes, num_classes,
+                owner='BuildMaskTargets')
         self.ignore_index = ignore_index
         self.min_area = min_area
+        self._warned = False
+
+    def configure(self, counts: ClassCounts, owner: str = 'the head') -> None:
+        """Take the model's class counts; counts given in the config must
+        be the same (a one-line error naming both otherwise)."""
+        counts = ClassCounts(*counts)
+        if self.counts is not None and self.counts != counts:
+            raise DataError(f'BuildMaskTargets in the pipeline has {self.counts} '
+                            f'but {owner} has {counts}; declare the counts in '
+                            'the head only', kind='class mismatch')
+        self.counts = counts
 
     def transform(self, results: dict) -> dict:
+        if self.counts is None:
+            if not self._warned:
+                warnings.warn('BuildMaskTargets has no class counts (m2f_mm\'s tools '
+                              'give it the head\'s): the head builds the targets')
+                self._warned = True
+            return results
         sample = results['data_samples']
-        where = sample.metainfo.get('img_path', '<unknown image>')
-        image = image_of(sample.metainfo)
-        field = 'gt_instances'
+        meta = sample.metainfo
+        where = meta.get('img_path', '<unknown image>')
+        image = image_of(meta)
+        thing_labels = thing_masks = sem = None
         if 'gt_instances' in sample:
-            inst = sample.gt_instances
-            masks = inst.masks
-            if not isinstance(masks, torch.Tensor):
-                masks = torch.from_numpy(np.asarray(masks.masks, dtype=bool))
-            sem = None
-            if 'gt_sem_seg' in sample and self.num_things < self.num_classes:
+            thing_labels = sample.gt_instances.labels
+            thing_masks = sample.gt_instances.masks
+            if not isinstance(thing_masks, torch.Tensor):  # BitmapMasks
+                thing_masks = torch.from_numpy(np.asarray(thing_masks.masks,
+                                                          dtype=bool))
+            if 'gt_sem_seg' in sample:
                 sem = sample.gt_sem_seg.sem_seg[0]
-                if masks.shape[-2:] != sem.shape:
-                    raise data_error(
-                        where, f'instance masks are {tuple(masks.shape[-2:])} '
-                        f'but the segmentation map is {tuple(sem.shape)}',
-                        image, 'gt_instances.masks', kind='size mismatch')
-            labels, masks = panoptic_targets(inst.labels, masks, sem,
-                                             self.num_things, self.num_classes)
         elif 'gt_sem_seg' in sample:
             sem = sample.gt_sem_seg.data[0]
-            where = sample.metainfo.get('seg_map_path') or where
-            field = 'gt_sem_seg'
-            img_size = sample.metainfo.get('img_shape')
+            where = meta.get('seg_map_path') or where
+            img_size = meta.get('img_shape')
             if img_size is None and 'inputs' in results:
                 img_size = results['inputs'].shape[-2:]
             if img_size is not None and tuple(sem.shape) != tuple(img_size[:2]):
                 raise data_error(where, f'the label map is {sem.shape[0]}x'
                                  f'{sem.shape[1]} but its image is '
-                                 f'{img_size[0]}x{img_size[1]}', image, field,
-                                 kind='size mismatch')
-            labels, masks = semantic_to_masks(sem, 0, 1 << 30)
-            keep = labels != self.ignore_index
-            labels, masks = labels[keep], masks[keep]
+                                 f'{img_size[0]}x{img_size[1]}', image,
+                                 'gt_sem_seg', kind='size mismatch')
         else:
             raise data_error(where, 'BuildMaskTargets needs gt_instances or '
                              'gt_sem_seg; place it after PackDetInputs / '
                              'PackSegInputs in a training pipeline', image,
                              kind='pipeline error')
-        bad = (labels < 0) | (labels >= self.num_classes)
-        if bad.any():
-            raise data_error(where, f'label {int(labels[bad][0])} is outside '
-                             f'[0, {self.num_classes}) (num_classes='
-                             f'{self.num_classes})', image, field,
-                             kind='label out of range')
-        if self.min_area > 0 and len(labels):
-            keep = masks.flatten(1).sum(1) >= self.min_area
-            labels, masks = labels[keep], masks[keep]
-        sample.gt_segments = InstanceData(labels=labels.long(), masks=masks.bool())
+        labels, masks = mask_targets(thing_labels, thing_masks, sem, self.counts,
+                                     self.ignore_index, self.min_area, where, image)
+        sample.gt_segments = InstanceData(
+            metainfo=dict(class_counts=tuple(self.counts)), labels=labels,
+            masks=masks)
         return results
 
     def __repr__(self) -> str:
-        return (f'{self.__class__.__name__}(num_things_classes={self.num_things}, '
-                f'num_classes={self.num_classes}, ignore_index={self.ignore_index}, '
-                f'min_area={self.min_area})')
+        counts = 'from the head' if self.counts is None else \
+            f'num_things_classes={self.counts.things}, ' \
+            f'num_stuff_classes={self.counts.stuff}'
+        return (f'{self.__class__.__name__}({counts}, '
+                f'ignore_index={self.ignore_index}, min_area={self.min_area})')
