@@ -52,6 +52,14 @@ def image_of(results: dict):
     return results.get('img_path')
 
 
+def describe_image(meta: dict) -> str:
+    """``'image id 4 (data/x/4.jpg)'``, or ``'image data/x/4.jpg'``."""
+    img_id, path = meta.get('img_id'), meta.get('img_path')
+    if img_id is not None:
+        return f'image id {img_id}' + (f' ({path})' if path else '')
+    return f'image {path}' if path else 'an image'
+
+
 def debug_enabled(flag: bool = False) -> bool:
     """``--debug`` or ``M2F_MM_DEBUG=1``: show tracebacks of data errors."""
     return flag or os.environ.get(DEBUG_ENV, '') not in ('', '0', 'false', 'False')

@@ -12,6 +12,7 @@ from torch import Tensor
 
 from m2f_mm.converters.mmdet import convert_head_key
 from m2f_mm.registry import MODELS, build
+from m2f_mm.utils.errors import describe_image
 from ..decoders.masked_attention_decoder import MaskedAttentionDecoder
 from ..losses.criterion import Mask2FormerCriterion
 from ..utils.targets import resolve_class_counts
@@ -147,7 +148,8 @@ class Mask2FormerHead(BaseModule):
         all_cls, all_masks = self(x)
         targets = hosts.targets_from_samples(batch_data_samples, self.counts,
                                              self.ignore_index)
-        return self.criterion(all_cls, all_masks, targets)
+        names = [describe_image(s.metainfo) for s in batch_data_samples]
+        return self.criterion(all_cls, all_masks, targets, names)
 
     def predict(self, x: Sequence[Tensor], batch_data_samples: list,
                 test_cfg=_NOT_PASSED):
