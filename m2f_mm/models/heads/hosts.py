@@ -7,6 +7,7 @@ MMDetection's ``Mask2Former`` calls ``loss(x, batch_data_samples)`` and
 ``loss(x, batch_data_samples, train_cfg)`` and
 ``predict(x, batch_img_metas, test_cfg)``.
 """
+import math
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -146,29 +147,67 @@ def _pad_to(masks: Tensor, shape: Tuple[int, int], where: str, fill: int = 0
 
 
 # -------------------------------------------------------------- predictions
+def upsample_valid(mask_logits: Tensor, valid_shapes: Sequence[Sequence[int]],
+                   size: Sequence[int]) -> Tensor:
+    """Mask logits of a padded batch (B, Q, h, w) resized to the padded input
+    ``size`` (B, Q, H, W), each image from its own valid region only.
+
+    Image i covers ``valid_shapes[i]`` (its ``img_shape``) at the top left
+    of the input; the low-resolution rows and columns that hold any of it
+    are resized by the input's stride and the rest stays 0. Resizing the
+    whole padded map would blend the padding's logits into the image's
+    border pixels, so an image's results would change with the batch it is
+    padded into. Without padding beyond the image this is the plain resize.
+    """
+    b, q, h, w = mask_logits.shape
+    out_h, out_w = int(size[0]), int(size[1])
+    sy, sx = out_h / h, out_w / w
+    cells = [(min(h, math.ceil(int(vh) / sy)), min(w, math.ceil(int(vw) / sx)))
+             for vh, vw in (tuple(v)[:2] for v in valid_shapes)]
+    if all(c == (h, w) for c in cells):
+        return F.interpolate(mask_logits, size=(out_h, out_w), mode='bilinear',
+                             align_corners=False)
+    out = mask_logits.new_zeros(b, q, out_h, out_w)
+    for i, (ch, cw) in enumerate(cells):
+        oh, ow = min(out_h, round(ch * sy)), min(out_w, round(cw * sx))
+        out[i, :, :oh, :ow] = F.interpolate(
+            mask_logits[i:i + 1, :, :ch, :cw], size=(oh, ow), mode='bilinear',
+            align_corners=False)[0]
+    return out
+
+
 def mmdet_predictions(cls_logits: Tensor, mask_logits: Tensor,
                       batch_data_samples: list) -> Tuple[Tensor, Tensor]:
     """What MMDet's fusion head takes: class logits (B, Q, K+1) and mask
-    logits resized to the padded input (B, Q, H, W)."""
+    logits at the padded input size (B, Q, H, W), each image's from its own
+    valid region (:func:`upsample_valid`); the fusion head crops
+    ``img_shape`` and resizes to ``ori_shape``."""
     shape = batch_data_samples[0].metainfo['batch_input_shape']
-    mask_logits = F.interpolate(mask_logits, size=tuple(shape[:2]),
-                                mode='bilinear', align_corners=False)
-    return cls_logits, mask_logits
+    valid = [s.metainfo.get('img_shape', shape) for s in batch_data_samples]
+    return cls_logits, upsample_valid(mask_logits, valid, shape[:2])
 
 
 def mmseg_seg_logits(cls_logits: Tensor, mask_logits: Tensor,
                      batch_img_metas: List[dict], test_cfg: Optional[Dict]
                      ) -> Tensor:
     """What MMSeg's EncoderDecoder takes: per-class scores (B, K, H, W) at
-    the size of the input (the padded image, or the window in slide mode)."""
+    the size of the input (the padded image, or the window in slide mode),
+    each image's from its own valid region (:func:`upsample_valid`) when
+    MMSeg padded it on the bottom and right."""
     meta = batch_img_metas[0]
     # EncoderDecoder.slide_inference writes each window's size into
     # img_shape and leaves pad_shape at the whole padded image's; whole
     # inference runs on the padded image (pad_shape when padded).
     if (test_cfg or {}).get('mode') == 'slide' or meta.get('pad_shape') is None:
         size = meta['img_shape']
+        valid = [size] * len(batch_img_metas)
     else:
         size = meta['pad_shape']
-    mask_logits = F.interpolate(mask_logits, size=tuple(size[:2]),
-                                mode='bilinear', align_corners=False)
-    return semantic_inference(cls_logits, mask_logits)
+        valid = [m['img_shape'] if _padded_bottom_right(m) else size
+                 for m in batch_img_metas]
+    return semantic_inference(cls_logits, upsample_valid(mask_logits, valid, size[:2]))
+
+
+def _padded_bottom_right(meta: dict) -> bool:
+    pad = meta.get('img_padding_size', meta.get('padding_size'))
+    return pad is None or (int(pad[0]) == 0 and int(pad[2]) == 0)
