@@ -191,23 +191,19 @@ def mmseg_seg_logits(cls_logits: Tensor, mask_logits: Tensor,
                      batch_img_metas: List[dict], test_cfg: Optional[Dict]
                      ) -> Tensor:
     """What MMSeg's EncoderDecoder takes: per-class scores (B, K, H, W) at
-    the size of the input (the padded image, or the window in slide mode),
-    each image's from its own valid region (:func:`upsample_valid`) when
-    MMSeg padded it on the bottom and right."""
+    the size of the input (the padded image, or the window in slide mode).
+
+    MMSeg pads a test image by its test_cfg (``size`` / ``size_divisor``,
+    images of a batch have one size), not by its batch companions, so the
+    plain resize of MMSeg itself keeps results batch-invariant here."""
     meta = batch_img_metas[0]
     # EncoderDecoder.slide_inference writes each window's size into
     # img_shape and leaves pad_shape at the whole padded image's; whole
     # inference runs on the padded image (pad_shape when padded).
     if (test_cfg or {}).get('mode') == 'slide' or meta.get('pad_shape') is None:
         size = meta['img_shape']
-        valid = [size] * len(batch_img_metas)
     else:
         size = meta['pad_shape']
-        valid = [m['img_shape'] if _padded_bottom_right(m) else size
-                 for m in batch_img_metas]
-    return semantic_inference(cls_logits, upsample_valid(mask_logits, valid, size[:2]))
-
-
-def _padded_bottom_right(meta: dict) -> bool:
-    pad = meta.get('img_padding_size', meta.get('padding_size'))
-    return pad is None or (int(pad[0]) == 0 and int(pad[2]) == 0)
+    mask_logits = F.interpolate(mask_logits, size=tuple(size[:2]),
+                                mode='bilinear', align_corners=False)
+    return semantic_inference(cls_logits, mask_logits)
