@@ -17,7 +17,7 @@ Numerical notes:
   ``nn.Unfold``, i.e. channel-major with (0,0), (0,1), (1,0), (1,1) inside:
   the norm and the reduction's input channels are permuted.
 - ``relative_position_index`` is a buffer derived from the window size; the
-  file's copy is dropped and the index is rebuilt from the window size.
+  file's copy is dropped and MMDet's buffer is rebuilt from the window size.
 - ``criterion.empty_weight`` is no weight of ours: it becomes the head's
   ``no_object_weight`` / ``class_weight`` in the written config.
 """
@@ -28,6 +28,8 @@ import torch
 from torch import Tensor
 
 from .arch import Arch, finish_conversion, head_prefix, resolve_dataset
+from .backbones import (bn_running_var, merge_norm_to_unfold, merge_reduction_to_unfold,
+                        rebuild_relative_index, resnet_config, swin_config, window_of_table)
 from .common import Rule, apply_rules
 from .loading import ConversionError, load_d2_checkpoint
 
@@ -36,43 +38,6 @@ PD = r'sem_seg_head\.pixel_decoder\.'
 PR = r'sem_seg_head\.predictor\.'
 SWIN = r'backbone\.layers\.(\d+)\.blocks\.(\d+)\.'
 _NORM_P = r'(weight|bias|running_mean)'
-
-
-def bn_running_var(value: Tensor) -> Tuple[Tensor, Tensor]:
-    """running_var, and the BN's batch counter that MMDet's BN state has."""
-    return value, torch.zeros((), dtype=torch.long)
-
-
-def swin_relative_index(value: Tensor) -> Tensor:
-    """The (W², W²) relative-position index of a W×W window, rebuilt from
-    the size of the buffer it replaces: entry (i, j) addresses the bias
-    table row of the offset between window positions i and j."""
-    w = int(round(value.shape[0] ** 0.5))
-    if value.shape != (w * w, w * w):
-        raise ConversionError(f'relative_position_index of shape {list(value.shape)} '
-                              'is not (W², W²)')
-    rows = torch.arange(w).repeat_interleave(w)  # row of each position
-    cols = torch.arange(w).repeat(w)
-    dr = rows[:, None] - rows[None, :] + (w - 1)
-    dc = cols[:, None] - cols[None, :] + (w - 1)
-    return dr * (2 * w - 1) + dc
-
-
-def _unfold_order(channels: int) -> Tensor:
-    """For each input channel of MMDet's PatchMerging (c*4 + 2*dy + dx), the
-    original's channel ((dy + 2*dx) * C + c)."""
-    c = channels // 4
-    k = torch.arange(4)
-    dy, dx = k // 2, k % 2
-    return ((dy + 2 * dx)[None, :] * c + torch.arange(c)[:, None]).reshape(-1)
-
-
-def merge_norm_to_unfold(value: Tensor) -> Tensor:
-    return value[_unfold_order(value.shape[0])]
-
-
-def merge_reduction_to_unfold(value: Tensor) -> Tensor:
-    return value[:, _unfold_order(value.shape[1])]
 
 
 def _resnet(m, leaf: str) -> str:
@@ -92,6 +57,9 @@ D2_RULES: List[Rule] = [
     (r'backbone\.stem\.conv1\.norm\.' + _NORM_P, r'backbone.bn1.\1', None),
     (r'backbone\.stem\.conv1\.norm\.running_var',
      ('backbone.bn1.running_var', 'backbone.bn1.num_batches_tracked'), bn_running_var),
+    # SyncBN-trained models (ADE20K/Cityscapes R-101) also store a counter
+    (r'backbone\.stem\.conv1\.norm\.num_batches_tracked', None, None),
+    (_RES + r'norm\.num_batches_tracked', None, None),
     (_RES + 'weight', lambda m: _resnet(m, 'weight') + '.weight', None),
     (_RES + r'norm\.' + _NORM_P, lambda m: _resnet(m, 'norm') + '.' + m[4], None),
     (_RES + r'norm\.running_var',
@@ -104,7 +72,7 @@ D2_RULES: List[Rule] = [
     (SWIN + r'attn\.(qkv\.weight|qkv\.bias|proj\.weight|proj\.bias|relative_position_bias_table)',
      r'backbone.stages.\1.blocks.\2.attn.w_msa.\3', None),
     (SWIN + r'attn\.relative_position_index',
-     r'backbone.stages.\1.blocks.\2.attn.w_msa.relative_position_index', swin_relative_index),
+     r'backbone.stages.\1.blocks.\2.attn.w_msa.relative_position_index', rebuild_relative_index),
     (SWIN + r'mlp\.fc1\.(weight|bias)', r'backbone.stages.\1.blocks.\2.ffn.layers.0.0.\3', None),
     (SWIN + r'mlp\.fc2\.(weight|bias)', r'backbone.stages.\1.blocks.\2.ffn.layers.1.\3', None),
     (r'backbone\.layers\.(\d+)\.downsample\.reduction\.weight',
@@ -145,6 +113,8 @@ D2_RULES: List[Rule] = [
      lambda m: f'{H}transformer_decoder.mask_embed.{2 * int(m[1])}.{m[2]}', None),
     # the no-object weight goes into the config (class_weight), not the weights
     (r'criterion\.empty_weight', None, None),
+    # input normalisation, when stored, goes into the data preprocessor
+    (r'pixel_(mean|std)', None, None),
 ]
 
 
@@ -179,42 +149,32 @@ def d2_architecture(state: Dict[str, Tensor], where: str = 'checkpoint') -> Arch
     """Widths and depths read from a detectron2 Mask2Former state dict."""
     pd, pr = 'sem_seg_head.pixel_decoder.', 'sem_seg_head.predictor.'
     if 'backbone.stem.conv1.weight' in state:
-        blocks = [_count(state, f'backbone.res{s}.') for s in range(2, 6)]
-        depth = {(3, 4, 6, 3): 50, (3, 4, 23, 3): 101, (3, 8, 36, 3): 152}.get(tuple(blocks))
-        if depth is None:
-            raise ConversionError(f'{where}: ResNet with blocks {blocks} per stage is '
-                                  'not ResNet-50/101/152')
-        backbone = dict(
-            type='ResNet', depth=depth, num_stages=4, out_indices=(0, 1, 2, 3),
+        backbone = resnet_config(
+            [_count(state, f'backbone.res{s}.') for s in range(2, 6)],
             stem_channels=_shape(state, 'backbone.stem.conv1.weight', where)[0],
             base_channels=_shape(state, 'backbone.res2.0.conv1.weight', where)[0],
-            frozen_stages=-1, norm_cfg=dict(type='BN', requires_grad=False),
-            norm_eval=True, style='pytorch', init_cfg=None)
+            where=where)
     elif 'backbone.patch_embed.proj.weight' in state:
         proj = _shape(state, 'backbone.patch_embed.proj.weight', where)
         stages = _count(state, 'backbone.layers.')
-        depths = [_count(state, f'backbone.layers.{i}.blocks.') for i in range(stages)]
-        heads = [_shape(state, f'backbone.layers.{i}.blocks.0.attn.'
-                        'relative_position_bias_table', where)[1] for i in range(stages)]
-        table = _shape(state, 'backbone.layers.0.blocks.0.attn.relative_position_bias_table',
-                       where)[0]
-        window = (int(round(table ** 0.5)) + 1) // 2
+        table = 'attn.relative_position_bias_table'
         fc1 = _shape(state, 'backbone.layers.0.blocks.0.mlp.fc1.weight', where)
         if any(k.startswith('backbone.absolute_pos_embed') for k in state):
             raise ConversionError(f'{where}: Swin with an absolute position embedding '
                                   '(APE) is not supported')
-        backbone = dict(
-            type='SwinTransformer', embed_dims=proj[0], patch_size=proj[-1],
-            depths=depths, num_heads=heads, window_size=window,
-            mlp_ratio=fc1[0] // fc1[1],
+        window = window_of_table(_shape(state, f'backbone.layers.0.blocks.0.{table}',
+                                        where)[0])
+        backbone = swin_config(
+            embed_dims=proj[0], patch_size=proj[-1],
+            depths=[_count(state, f'backbone.layers.{i}.blocks.') for i in range(stages)],
+            num_heads=[_shape(state, f'backbone.layers.{i}.blocks.0.{table}', where)[1]
+                       for i in range(stages)],
+            window_size=window, mlp_ratio=fc1[0] / fc1[1],
             qkv_bias='backbone.layers.0.blocks.0.attn.qkv.bias' in state,
-            # the official window-12 models were pretrained at 384, window-7 at
-            # 224; without an absolute position embedding it changes nothing
+            # the official window-12 models were pretrained at 384, window-7 ones
+            # at 224; without an absolute position embedding it changes nothing
             pretrain_img_size=384 if window == 12 else 224,
-            patch_norm='backbone.patch_embed.norm.weight' in state,
-            drop_rate=0., attn_drop_rate=0., drop_path_rate=0.3,
-            out_indices=(0, 1, 2, 3), with_cp=False, frozen_stages=-1,
-            init_cfg=None)
+            patch_norm='backbone.patch_embed.norm.weight' in state)
     else:
         raise ConversionError(f'{where}: backbone is neither detectron2 ResNet '
                               '(backbone.stem.*) nor Swin (backbone.patch_embed.*)')
@@ -252,7 +212,13 @@ def d2_architecture(state: Dict[str, Tensor], where: str = 'checkpoint') -> Arch
         enforce_input_project=any(k.startswith(pr + 'input_proj.') for k in state),
         class_weight=(state['criterion.empty_weight'].tolist()
                       if 'criterion.empty_weight' in state else None),
-        mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], bgr_to_rgb=True)
+        # the original reads RGB; our pipelines load BGR, hence bgr_to_rgb
+        mean=_stat(state, 'pixel_mean', [123.675, 116.28, 103.53]),
+        std=_stat(state, 'pixel_std', [58.395, 57.12, 57.375]), bgr_to_rgb=True)
+
+
+def _stat(state: Dict[str, Tensor], key: str, default: List[float]) -> List[float]:
+    return [float(v) for v in state[key].flatten()] if key in state else default
 
 
 def convert_d2_checkpoint(src: str, dst: str, config_out: Optional[str] = None,
