@@ -175,13 +175,17 @@ def config_text(cfg, header: Sequence[str]) -> str:
 
 
 def model_state_shapes(cfg) -> Dict[str, tuple]:
-    """name → shape of the state dict of the model ``cfg`` builds, built on
-    the meta device (no memory, no initialisation)."""
+    """name → shape of the state dict of the model ``cfg`` builds: on the
+    meta device (no memory, no initialisation) where the backbone allows it,
+    else on the CPU (MMDet's Swin reads values while it is built)."""
     import torch
     from mmengine.registry import MODELS, init_default_scope
     import m2f_mm  # noqa: F401  (registers our parts)
     init_default_scope(cfg.get('default_scope', 'mmdet'))
-    with torch.device('meta'):
+    try:
+        with torch.device('meta'):
+            model = MODELS.build(cfg.model)
+    except (RuntimeError, NotImplementedError):
         model = MODELS.build(cfg.model)
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
