@@ -30,7 +30,7 @@ import torch
 
 def convert_file(source: str, src: str, dst: str, head_prefix: str = None) -> int:
     from m2f_mm.converters import convert_mmdet_state_dict
-    from m2f_mm.utils import safe_checkpoint_context
+    from m2f_mm.patches import safe_checkpoint_context
     if source not in ('mmdet', 'mmseg'):
         raise ValueError(f'unknown source {source!r}: expected mmdet or mmseg')
     if not os.path.isfile(src):
