@@ -134,7 +134,7 @@ def image(seed=1, h=SIZE, w=SIZE):
     return torch.randn(1, 3, h, w, generator=torch.Generator().manual_seed(seed))
 
 
-@pytest.mark.parametrize('kind,hw', [('swin', (160, 224)), ('resnet', (128, 160))])
+@pytest.mark.parametrize('kind,hw', [('swin', (96, 128)), ('resnet', (96, 128))])
 def test_all_prediction_sets_match_hf(saved, kind, hw, tmp_path):
     hf, _ = saved[kind]
     cfg, ours = convert(saved, kind, 'coco-panoptic', tmp_path)

@@ -35,7 +35,7 @@ class Arch:
     backbone: dict  # an MMDet/MMSeg backbone config
     in_channels: List[int]  # backbone levels, finest first
     feat_channels: int
-    out_channels: int
+    mask_channels: int
     num_queries: int
     num_classes: int
     enc_layers: int
@@ -121,7 +121,7 @@ def build_config(arch: Arch, dataset: str, num_things: Optional[int] = None,
     head.update(
         in_channels=list(arch.in_channels),
         feat_channels=arch.feat_channels,
-        out_channels=arch.out_channels,
+        mask_channels=arch.mask_channels,
         num_queries=arch.num_queries,
         num_transformer_feat_level=arch.enc_levels,
         enforce_decoder_input_project=arch.enforce_input_project,

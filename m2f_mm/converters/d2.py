@@ -197,7 +197,7 @@ def d2_architecture(state: Dict[str, Tensor], where: str = 'checkpoint') -> Arch
         backbone=backbone,
         in_channels=fpn_in + enc_in[::-1],
         feat_channels=conv_dim,
-        out_channels=_shape(state, pd + 'mask_features.weight', where)[0],
+        mask_channels=_shape(state, pd + 'mask_features.weight', where)[0],
         num_queries=query_feat[0],
         num_classes=_shape(state, pr + 'class_embed.weight', where)[0] - 1,
         enc_layers=_count(state, pd + 'transformer.encoder.layers.'),
@@ -210,15 +210,23 @@ def d2_architecture(state: Dict[str, Tensor], where: str = 'checkpoint') -> Arch
         dec_heads=enc_heads,
         dec_ffn=_shape(state, pr + 'transformer_ffn_layers.0.linear1.weight', where)[0],
         enforce_input_project=any(k.startswith(pr + 'input_proj.') for k in state),
-        class_weight=(state['criterion.empty_weight'].tolist()
-                      if 'criterion.empty_weight' in state else None),
+        class_weight=_values(state, 'criterion.empty_weight'),
         # the original reads RGB; our pipelines load BGR, hence bgr_to_rgb
         mean=_stat(state, 'pixel_mean', [123.675, 116.28, 103.53]),
         std=_stat(state, 'pixel_std', [58.395, 57.12, 57.375]), bgr_to_rgb=True)
 
 
+def _values(state: Dict[str, Tensor], key: str) -> Optional[List[float]]:
+    """A small tensor's values; None when absent or without data (a layout
+    read from names and shapes only, on the meta device)."""
+    value = state.get(key)
+    if value is None or value.is_meta:
+        return None
+    return [float(v) for v in value.flatten()]
+
+
 def _stat(state: Dict[str, Tensor], key: str, default: List[float]) -> List[float]:
-    return [float(v) for v in state[key].flatten()] if key in state else default
+    return _values(state, key) or default
 
 
 def convert_d2_checkpoint(src: str, dst: str, config_out: Optional[str] = None,

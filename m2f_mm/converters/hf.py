@@ -278,7 +278,7 @@ def hf_architecture(config: dict, state: Dict[str, Tensor], where: str,
                                                        [58.395, 57.12, 57.375])
     return Arch(
         backbone=backbone, in_channels=in_channels, feat_channels=feat,
-        out_channels=_need(config, 'mask_feature_size', where),
+        mask_channels=_need(config, 'mask_feature_size', where),
         num_queries=_need(config, 'num_queries', where), num_classes=num_classes,
         enc_layers=_need(config, 'encoder_layers', where),
         enc_heads=_need(config, 'num_attention_heads', where), enc_points=4,
