@@ -260,3 +260,41 @@ def test_shape_mismatch_is_named_in_one_line(tmp_path):
 def test_unknown_class_count_needs_a_dataset(tmp_path):
     err, _ = run_tool('d2', fixture('r50_tiny.pkl'), tmp_path / 'out.pth')
     assert err is not None and '\n' not in err and '--dataset' in err
+
+
+def test_metafile_maps_each_checkpoint_to_a_config_of_its_architecture():
+    """configs/metafile.yml: every official checkpoint points at a config
+    that exists and builds the checkpoint's backbone and query count (read
+    from the checkpoint's name: R50/R101, swin tiny/small/base/large, 200
+    queries for Swin-L on COCO)."""
+    import yaml
+    from mmengine.config import Config
+    meta = yaml.safe_load(open(os.path.join(REPO, 'configs', 'metafile.yml')))
+    assert len(meta['Models']) >= 27
+    swin = dict(tiny=(96, 7), small=(96, 7), base=(128, 12), large=(192, 12))
+    seen = {}
+    for m in meta['Models']:
+        url = m['Weights']
+        assert url.startswith('https://dl.fbaipublicfiles.com/maskformer/mask2former/')
+        assert url.endswith('.pkl') and m['Converted From']['Weights'] == url
+        path = os.path.join(REPO, m['Config'])
+        cfg = seen.get(path) or Config.fromfile(path)
+        seen[path] = cfg
+        head = cfg.model.get('panoptic_head') or cfg.model.decode_head
+        bb = cfg.model.backbone
+        name = url.split('/')[-2]
+        if '_R50_' in name or '_R101_' in name:
+            assert bb.type == 'ResNet' and bb.depth == (50 if '_R50_' in name else 101), name
+        else:
+            size = name.split('_')[2]
+            assert (bb.embed_dims, bb.window_size) == swin[size], name
+        large_coco = 'swin_large' in name and '/coco/' in url
+        assert head.num_queries == (200 if large_coco else 100), name
+        if '/ade20k/' in url:
+            assert head.num_classes == 150
+        elif '/cityscapes/' in url:
+            assert head.num_classes == 19
+        elif '/panoptic/' in url:
+            assert (head.num_things_classes, head.num_stuff_classes) == (80, 53)
+        else:
+            assert (head.num_things_classes, head.num_stuff_classes) == (80, 0)

@@ -111,13 +111,22 @@ def check_against(converted: Dict[str, Tensor], expected: Dict[str, Sequence[int
         raise ConversionError(f'{where}: ' + '; '.join(problems))
 
 
-def save_atomic(obj, dst: str) -> None:
-    """``torch.save`` to a temporary file beside ``dst``, then rename it over:
-    a failed run leaves no half-written checkpoint."""
+def _temp_beside(dst: str) -> Tuple[int, str]:
     directory = os.path.dirname(os.path.abspath(dst))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(dst) + '.',
                                suffix='.part', dir=directory)
+    # mkstemp makes it private (0600); give it the mode a plain open would
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    return fd, tmp
+
+
+def save_atomic(obj, dst: str) -> None:
+    """``torch.save`` to a temporary file beside ``dst``, then rename it over:
+    a failed run leaves no half-written checkpoint."""
+    fd, tmp = _temp_beside(dst)
     os.close(fd)
     try:
         torch.save(obj, tmp)
@@ -128,10 +137,8 @@ def save_atomic(obj, dst: str) -> None:
 
 
 def write_text_atomic(text: str, dst: str) -> None:
-    directory = os.path.dirname(os.path.abspath(dst))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(dst) + '.',
-                               suffix='.part', dir=directory)
+    """The same for a text file (the written config)."""
+    fd, tmp = _temp_beside(dst)
     try:
         with os.fdopen(fd, 'w', encoding='utf-8') as f:
             f.write(text)
