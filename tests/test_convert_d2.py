@@ -298,3 +298,18 @@ def test_metafile_maps_each_checkpoint_to_a_config_of_its_architecture():
             assert (head.num_things_classes, head.num_stuff_classes) == (80, 53)
         else:
             assert (head.num_things_classes, head.num_stuff_classes) == (80, 0)
+
+
+def test_detectron2_pth_reads_like_the_pkl(tmp_path):
+    """A checkpoint saved by detectron2's trainer (torch tensors under
+    'model', plus trainer state) converts to the same weights as the pkl."""
+    state = _tiny_state()
+    torch.save({'model': state, 'iteration': 10, 'optimizer': {}},
+               tmp_path / 'model_final.pth')
+    for name, src in (('pkl', fixture('r50_tiny.pkl')), ('pth', tmp_path / 'model_final.pth')):
+        err, _ = run_tool('d2', src, tmp_path / f'{name}.pth', '--dataset', 'coco-panoptic',
+                          '--num-things', '3')
+        assert err is None, err
+    a = torch.load(tmp_path / 'pkl.pth', weights_only=True)['state_dict']
+    b = torch.load(tmp_path / 'pth.pth', weights_only=True)['state_dict']
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

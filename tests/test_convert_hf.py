@@ -399,3 +399,45 @@ def test_missing_part_of_a_packed_key_is_named(saved, tmp_path):
     assert err is not None and '\n' not in err
     assert 'attn.w_msa.qkv.weight needs parts' in err and "'value'" in err
     assert not (tmp_path / 'out.pth').exists()
+
+
+def test_full_size_swin_l_layout_fits_our_config():
+    """HF's Swin-L COCO-panoptic model (200 queries, window 12, 384), built
+    on the meta device with transformers 5's module names (``swin.``,
+    ``q_proj``, ``relative_position_bias``), converts onto exactly the keys
+    and shapes of configs/mask2former_swin-l_coco-panoptic.py."""
+    from mmengine.config import Config
+    from m2f_mm.converters.arch import build_config, model_state_shapes
+    from m2f_mm.converters.common import check_against
+    from m2f_mm.converters.hf import convert_hf_state_dict, hf_architecture
+    bb = SwinConfig(embed_dim=192, depths=[2, 2, 18, 2], num_heads=[6, 12, 24, 48],
+                    window_size=12, image_size=384, out_features=STAGES)
+    config = Mask2FormerConfig(backbone_config=bb, num_queries=200, num_labels=133)
+    with torch.device('meta'):
+        state = Mask2FormerForUniversalSegmentation(config).state_dict()
+    out = convert_hf_state_dict(state, 'hf swin-l')
+    cfg = Config.fromfile(os.path.join(REPO, 'configs', 'mask2former_swin-l_coco-panoptic.py'))
+    cfg.model.backbone.init_cfg = None
+    ours = model_state_shapes(cfg)
+    check_against(out, ours, 'hf swin-l')
+    print(f'\nHF Swin-L: {len(state)} keys in, {len(out)} ours')
+    arch = hf_architecture(config.to_dict(), state, 'hf swin-l')
+    assert model_state_shapes(build_config(arch, 'coco-panoptic')) == ours
+
+
+def test_pytorch_model_bin_reads_like_safetensors(saved, tmp_path):
+    """Hub folders with only pytorch_model.bin (read with weights_only=True)."""
+    import shutil
+    from safetensors.torch import load_file
+    folder = tmp_path / 'bin'
+    folder.mkdir()
+    shutil.copy(saved['resnet'][1] / 'config.json', folder)
+    torch.save(load_file(saved['resnet'][1] / 'model.safetensors'),
+               folder / 'pytorch_model.bin')
+    for name, src in (('st', saved['resnet'][1]), ('bin', folder)):
+        err = run_tool('hf', src, tmp_path / f'{name}.pth', '--dataset', 'coco-panoptic',
+                       '--num-things', NUM_THINGS)
+        assert err is None, err
+    a = torch.load(tmp_path / 'st.pth', weights_only=True)['state_dict']
+    b = torch.load(tmp_path / 'bin.pth', weights_only=True)['state_dict']
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

@@ -272,7 +272,8 @@ def hf_architecture(config: dict, state: Dict[str, Tensor], where: str,
     num_classes = len(names) if names else _need(config, 'num_labels', where)
     in_channels = ([bb['embed_dim'] * 2 ** i for i in range(4)] if kind == 'swin'
                    else list(bb['hidden_sizes']))
-    weights = (state['criterion.empty_weight'].tolist() if 'criterion.empty_weight' in state
+    stored = state.get('criterion.empty_weight')
+    weights = (stored.tolist() if stored is not None and not stored.is_meta
                else [1.0] * num_classes + [float(config.get('no_object_weight', 0.1))])
     mean, std = _preprocessing(folder) if folder else ([123.675, 116.28, 103.53],
                                                        [58.395, 57.12, 57.375])
