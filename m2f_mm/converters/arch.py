@@ -154,7 +154,12 @@ def build_config(arch: Arch, dataset: str, num_things: Optional[int] = None,
                 step.update(num_classes=arch.num_classes)
 
     names = arch.class_names
-    if arch.num_classes != spec['classes']:
+    if arch.num_classes == spec['classes']:
+        # the dataset's own classes: its metainfo names them for evaluation;
+        # the checkpoint's names (HF id2label), when given, are recorded
+        cfg.dataset_class_names = list(dataset_classes(dataset))
+        names = names or cfg.dataset_class_names
+    else:
         # not the dataset's classes: name them in the datasets' metainfo
         names = names or [f'class_{i}' for i in range(arch.num_classes)]
         meta = dict(classes=tuple(names))
@@ -167,6 +172,17 @@ def build_config(arch: Arch, dataset: str, num_things: Optional[int] = None,
     cfg.class_names = list(names) if names else None
     cfg.num_things_classes, cfg.num_stuff_classes = things, stuff
     return cfg
+
+
+def dataset_classes(dataset: str) -> Sequence[str]:
+    """The class names MMDet's / MMSeg's dataset class declares."""
+    if dataset.startswith('coco'):
+        from mmdet.datasets import CocoDataset, CocoPanopticDataset
+        cls = CocoPanopticDataset if dataset == 'coco-panoptic' else CocoDataset
+    else:
+        from mmseg.datasets import ADE20KDataset, CityscapesDataset
+        cls = ADE20KDataset if dataset.startswith('ade20k') else CityscapesDataset
+    return cls.METAINFO['classes']
 
 
 def config_text(cfg, header: Sequence[str]) -> str:
