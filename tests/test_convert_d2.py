@@ -19,7 +19,7 @@ if not os.path.isdir(FIXTURES):
     FIXTURES = '/work/shared/fixtures/d2'
 sys.path.insert(0, os.path.join(REPO, 'tools'))
 
-from m2f_mm.converters import ConversionError, load_d2_pickle  # noqa: E402
+from m2f_mm.converters import load_d2_pickle  # noqa: E402
 from m2f_mm.converters.backbones import (merge_norm_to_unfold,  # noqa: E402
                                          merge_reduction_to_unfold, rebuild_relative_index)
 from m2f_mm.converters.d2 import convert_d2_state_dict, d2_architecture  # noqa: E402

@@ -15,7 +15,7 @@ window size) on the dataset's config; ``--dataset`` picks that dataset when
 the class count does not (coco-panoptic, coco-instance, ade20k-semantic,
 cityscapes-semantic) and ``--num-things`` splits a panoptic model's classes.
 
-SRC is a ``.pth`` holding ``state_dict`` (as MMDet/MMSeg save them) or a bare
+mmdet/mmseg: SRC is a ``.pth`` holding ``state_dict`` (as MMDet/MMSeg save them) or a bare
 state dict. ``--head-prefix decode_head.`` moves an MMDet model's head into
 an MMSeg EncoderDecoder's layout (and ``panoptic_head.`` the other way). DST holds ``state_dict`` (and SRC's ``meta``) and loads with
 ``tools/test.py --checkpoint`` / mmengine's ``load_checkpoint``.

@@ -22,7 +22,7 @@ Numerical notes:
   ``no_object_weight`` / ``class_weight`` in the written config.
 """
 from collections import OrderedDict
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional
 
 import torch
 from torch import Tensor
@@ -81,7 +81,8 @@ D2_RULES: List[Rule] = [
      r'backbone.stages.\1.downsample.norm.\2', merge_norm_to_unfold),
     (r'backbone\.norm([0-3])\.(weight|bias)', r'backbone.norm\1.\2', None),
     # ---- pixel decoder (MSDeformAttnPixelDecoder); one FPN level (1/4)
-    (PD + r'input_proj\.(\d+)\.0\.(weight|bias)', H + r'pixel_decoder.input_projs.\1.conv.\2', None),
+    (PD + r'input_proj\.(\d+)\.0\.(weight|bias)', H + r'pixel_decoder.input_projs.\1.conv.\2',
+     None),
     (PD + r'input_proj\.(\d+)\.1\.(weight|bias)', H + r'pixel_decoder.input_projs.\1.gn.\2', None),
     (PD + r'transformer\.level_embed', H + 'pixel_decoder.level_embed.weight', None),
     (PD + r'transformer\.encoder\.layers\.(\d+)\.(self_attn\.sampling_offsets|'
@@ -106,7 +107,8 @@ D2_RULES: List[Rule] = [
     (PR + r'transformer_ffn_layers\.(\d+)\.norm\.(weight|bias)',
      H + r'transformer_decoder.layers.\1.norm_ffn.\2', None),
     (PR + r'decoder_norm\.(weight|bias)', H + r'transformer_decoder.post_norm.\1', None),
-    (PR + r'(query_feat|query_embed|level_embed)\.weight', H + r'transformer_decoder.\1.weight', None),
+    (PR + r'(query_feat|query_embed|level_embed)\.weight', H + r'transformer_decoder.\1.weight',
+     None),
     (PR + r'input_proj\.(\d+)\.(weight|bias)', H + r'transformer_decoder.input_projs.\1.\2', None),
     (PR + r'class_embed\.(weight|bias)', H + r'transformer_decoder.cls_embed.\1', None),
     (PR + r'mask_embed\.layers\.([0-2])\.(weight|bias)',

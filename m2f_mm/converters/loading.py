@@ -93,9 +93,9 @@ def numpy_state_to_torch(state: Dict, where: str) -> 'OrderedDict[str, torch.Ten
             out[key] = value
             continue
         if not isinstance(value, np.ndarray) or value.dtype.kind not in 'biuf':
-            raise ConversionError(f'{where}: {key!r} is {type(value).__name__}'
-                                  f'{"/" + str(value.dtype) if isinstance(value, np.ndarray) else ""},'
-                                  ' expected a numeric array')
+            kind = (f'an array of {value.dtype}' if isinstance(value, np.ndarray)
+                    else type(value).__name__)
+            raise ConversionError(f'{where}: {key!r} is {kind}, expected a numeric array')
         out[key] = torch.from_numpy(np.ascontiguousarray(value))
     return out
 
