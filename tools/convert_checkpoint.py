@@ -23,13 +23,13 @@ an MMSeg EncoderDecoder's layout (and ``panoptic_head.`` the other way). DST hol
 import argparse
 import os
 import sys
-import tempfile
 
 import torch
 
 
 def convert_file(source: str, src: str, dst: str, head_prefix: str = None) -> int:
     from m2f_mm.converters import convert_mmdet_state_dict
+    from m2f_mm.converters.common import save_atomic
     from m2f_mm.patches import safe_checkpoint_context
     if source not in ('mmdet', 'mmseg'):
         raise ValueError(f'unknown source {source!r}: expected mmdet or mmseg')
@@ -48,17 +48,7 @@ def convert_file(source: str, src: str, dst: str, head_prefix: str = None) -> in
                          'with panoptic_head. or decode_head.)')
     out = dict(state_dict=convert_mmdet_state_dict(state, head_prefix=head_prefix),
                meta=dict(ckpt.get('meta', {}), converted_from=source))
-    # write next to DST, then rename: a failed run leaves no half-written file
-    dst_dir = os.path.dirname(os.path.abspath(dst))
-    os.makedirs(dst_dir, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix='.pth.part', dir=dst_dir)
-    os.close(fd)
-    try:
-        torch.save(out, tmp)
-        os.replace(tmp, dst)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    save_atomic(out, dst)  # a failed run leaves no half-written file
     return len(out['state_dict'])
 
 

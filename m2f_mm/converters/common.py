@@ -14,15 +14,14 @@ A rule is ``(pattern, target, transform)``:
 The first matching rule wins. Keys that no rule matches are collected and
 reported in one line, never silently passed through.
 """
-import os
 import re
-import tempfile
 from collections import OrderedDict
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
 
+from m2f_mm.utils.fileio import atomic_write
 from .loading import ConversionError
 
 Target = Union[str, Callable[[re.Match], str]]
@@ -111,38 +110,12 @@ def check_against(converted: Dict[str, Tensor], expected: Dict[str, Sequence[int
         raise ConversionError(f'{where}: ' + '; '.join(problems))
 
 
-def _temp_beside(dst: str) -> Tuple[int, str]:
-    directory = os.path.dirname(os.path.abspath(dst))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(dst) + '.',
-                               suffix='.part', dir=directory)
-    # mkstemp makes it private (0600); give it the mode a plain open would
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    return fd, tmp
-
-
 def save_atomic(obj, dst: str) -> None:
     """``torch.save`` to a temporary file beside ``dst``, then rename it over:
     a failed run leaves no half-written checkpoint."""
-    fd, tmp = _temp_beside(dst)
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, dst)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    atomic_write(dst, lambda f: torch.save(obj, f), 'wb')
 
 
 def write_text_atomic(text: str, dst: str) -> None:
     """The same for a text file (the written config)."""
-    fd, tmp = _temp_beside(dst)
-    try:
-        with os.fdopen(fd, 'w', encoding='utf-8') as f:
-            f.write(text)
-        os.replace(tmp, dst)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    atomic_write(dst, lambda f: f.write(text), 'w', encoding='utf-8')
