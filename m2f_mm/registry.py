@@ -19,6 +19,7 @@ from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import OPTIM_WRAPPERS as MMENGINE_OPTIM_WRAPPERS
 from mmengine.registry import TASK_UTILS as MMENGINE_TASK_UTILS
 from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
+from mmengine.registry import VISUALIZERS as MMENGINE_VISUALIZERS
 from mmengine.registry import Registry
 
 SCOPE = 'm2f_mm'
@@ -39,6 +40,9 @@ METRICS = Registry(
     locations=['m2f_mm'])
 OPTIM_WRAPPERS = Registry(
     'optim wrapper', parent=MMENGINE_OPTIM_WRAPPERS, scope=SCOPE,
+    locations=['m2f_mm'])
+VISUALIZERS = Registry(
+    'visualizer', parent=MMENGINE_VISUALIZERS, scope=SCOPE,
     locations=['m2f_mm'])
 
 

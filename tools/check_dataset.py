@@ -39,7 +39,7 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    import m2f_mm  # noqa: F401  (compat fixes, m2f_mm scope)
+    import m2f_mm  # noqa: F401  (the m2f_mm scope)
     from mmengine.registry import init_default_scope
 
     from m2f_mm.datasets.class_counts import head_counts_from_cfg

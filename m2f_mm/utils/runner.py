@@ -8,8 +8,8 @@ from mmengine.runner import Runner
 
 from m2f_mm.datasets.class_counts import apply_class_counts, head_counts
 from m2f_mm.datasets.pipeline_errors import name_pipeline_errors
+from ..patches import allow_runner_checkpoint_globals, setup_cpu_distributed
 from .errors import DataError, NonFiniteError, debug_enabled, one_line
-from .compat import cpu_ddp_wrapper_cfg
 
 
 def load_config(path: str, tool: str, cfg_options: Optional[dict] = None,
@@ -46,11 +46,13 @@ class M2FRunner(Runner):
 
 
 def build_runner(cfg: Config):
-    """:class:`M2FRunner` (or the config's ``runner_type``) in
-    the config's default scope; CPU-only machines get a DDP wrapper that
-    takes CPU modules."""
+    """:class:`M2FRunner` (or the config's ``runner_type``) in the config's
+    default scope, with the fixes of :mod:`m2f_mm.patches` that our tools
+    apply: mmengine checkpoints load on torch ≥ 2.6, and distributed runs
+    start on CPU-only machines (gloo, CPU DDP)."""
     from mmengine.registry import RUNNERS, init_default_scope
-    cpu_ddp_wrapper_cfg(cfg)
+    allow_runner_checkpoint_globals()
+    setup_cpu_distributed(cfg)
     init_default_scope(cfg.get('default_scope', 'mmdet'))
     if 'runner_type' in cfg:
         return RUNNERS.build(cfg)
