@@ -72,7 +72,7 @@ def ours_cfg(num_things=3, num_stuff=2, num_queries=10, feat=64, num_points=128,
              num_layers=9, panoptic=True):
     head = dict(
         type='m2f_mm.Mask2FormerHead', in_channels=IN_CHANNELS, strides=[4, 8, 16, 32],
-        feat_channels=feat, out_channels=feat, num_things_classes=num_things,
+        feat_channels=feat, mask_channels=feat, num_things_classes=num_things,
         num_stuff_classes=num_stuff, num_queries=num_queries,
         pixel_decoder=dict(type='MSDeformAttnPixelDecoder', num_heads=8,
                            ffn_dims=2 * feat),
@@ -85,8 +85,7 @@ def ours_cfg(num_things=3, num_stuff=2, num_queries=10, feat=64, num_points=128,
                                   num_stuff_classes=num_stuff),
         train_cfg=dict(num_points=num_points, oversample_ratio=3.0,
                        importance_sample_ratio=0.75,
-                       assigner=dict(type='PointHungarianAssigner',
-                                     num_points=num_points)),
+                       assigner=dict(type='PointHungarianAssigner')),
         test_cfg=test_cfg(instance=True, panoptic=panoptic))
 
 

@@ -63,31 +63,25 @@ class RandRecorder:
         torch.rand = self._orig
 
 
-def replay_mmdet_points(head, draws, num_sets, num_images):
-    """Make our ``head`` use the random points MMDet's head drew (recorded
-    with :class:`RandRecorder` around its ``loss``).
+def losses_with_same_points(ref, ours, inputs, samples, seed=1234):
+    """Both models' losses on the same random points.
 
-    MMDet draws, per prediction set, one (1, K, 2) matching draw per image,
-    then for the set's matches (N, 3K, 2) candidates and (N, K/4, 2) uniform
-    points; the draws are told apart by their second dimension.
+    MMDet's head draws its points from torch's global RNG, ours from its
+    criterion's generator, in the same order (see ``Mask2FormerCriterion``):
+    seeding both alike replays MMDet's points in ours. The draws MMDet made
+    are checked to be exactly that stream.
     """
-    k = head.num_points
-    match = [d[0] for d in draws if d.shape[1] == k]
-    cands = [d for d in draws if d.shape[1] == int(k * head.oversample_ratio)]
-    rests = [d for d in draws if d.shape[1] == k - int(k * head.importance_sample_ratio)]
-    assert len(match) == num_sets * num_images
-    match = torch.stack(match).view(num_sets, num_images, k, 2).transpose(0, 1)
-    head.sample_match_points = lambda s, b, device: match.to(device)
-    queue = [torch.cat(cands), torch.cat(rests)] if cands else []
-
-    def rand(*shape, device=None):
-        out = queue.pop(0)
-        assert tuple(out.shape) == tuple(shape), (out.shape, shape)
-        return out.to(device)
-
-    from m2f_mm.models.utils.point_sample import uncertain_point_coords
-
-    def sample_loss_points(mask_logits, set_sizes):
-        return uncertain_point_coords(mask_logits[:, None], k, head.oversample_ratio,
-                                      head.importance_sample_ratio, rand=rand)
-    head.sample_loss_points = sample_loss_points
+    torch.manual_seed(seed)
+    with RandRecorder() as rec:
+        losses_ref = ref.loss(inputs, samples)
+    criterion = ours.panoptic_head.criterion if hasattr(ours, 'panoptic_head') \
+        else ours.decode_head.criterion
+    stream = torch.cat([d.flatten() for d in rec.draws])
+    expected = torch.rand(stream.numel(), generator=torch.Generator().manual_seed(seed))
+    assert torch.equal(stream, expected), 'MMDet drew its points from another stream'
+    criterion.generator = torch.Generator().manual_seed(seed)
+    try:
+        losses_ours = ours.loss(inputs, samples)
+    finally:
+        criterion.generator = None
+    return losses_ref, losses_ours

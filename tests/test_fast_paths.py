@@ -1,8 +1,9 @@
-"""The CPU fast paths against the straightforward computations they
-replace: the sparse-matrix multi-scale deformable attention against mmcv's
-PyTorch implementation (values and all three gradients), the mask-logit
-product whose backward skips unsupervised queries, and the one-softplus
-BCE matching cost."""
+"""The fast paths of :mod:`m2f_mm.ops` against their plain references: the
+sparse-matrix multi-scale deformable attention against the grid_sample
+reference and mmcv's PyTorch implementation (values and all three
+gradients), the mask-logit product whose backward skips unsupervised
+queries, chunked costs and point selection; the switch that turns them all
+off; and the one-softplus BCE matching cost."""
 import pytest
 import torch
 from mmcv.ops.multi_scale_deform_attn import (MultiScaleDeformableAttention,
@@ -11,10 +12,11 @@ from mmcv.ops.multi_scale_deform_attn import (MultiScaleDeformableAttention,
 import torch.nn.functional as F
 
 from m2f_mm.models.assigners.match_costs import sigmoid_bce_cost
-from m2f_mm.models.heads.mask2former_head import MaskLogitsOfSets
 from m2f_mm.models.pixel_decoders.msdeformattn_pixel_decoder import \
     DeformableAttention
-from m2f_mm.ops import ms_deform_attn, ms_deform_attn_sparse
+from m2f_mm.ops import (MaskLogitsOfSets, chunks, fast_paths, fast_paths_enabled,
+                        ms_deform_attn, ms_deform_attn_reference,
+                        ms_deform_attn_sparse)
 
 SHAPES = [(7, 9), (4, 5), (2, 3)]  # non-square, odd sizes
 
@@ -39,19 +41,54 @@ def _value_and_grads(fn, tensors, grad_out):
     return [out.detach()] + [t.grad.clone() for t in tensors]
 
 
-def test_equals_mmcv_forward_and_backward():
+@pytest.mark.parametrize('impl', ['sparse', 'reference'])
+def test_equals_mmcv_forward_and_backward(impl):
+    """Both our sparse fast path and our plain reference equal mmcv's
+    PyTorch implementation."""
+    fn = dict(sparse=ms_deform_attn_sparse, reference=ms_deform_attn_reference)[impl]
     value, loc, attn = _inputs()
     grad_out = torch.randn(value.shape[0], loc.shape[1], value.shape[2] * value.shape[3])
     ref = _value_and_grads(
         lambda v, s, a: multi_scale_deformable_attn_pytorch(
             v, torch.tensor(SHAPES), s, a), (value, loc, attn), grad_out)
-    ours = _value_and_grads(lambda v, s, a: ms_deform_attn_sparse(v, SHAPES, s, a),
+    ours = _value_and_grads(lambda v, s, a: fn(v, SHAPES, s, a),
                             (value, loc, attn), grad_out)
     for name, r, o in zip(['output', 'value grad', 'location grad', 'weight grad'],
                           ref, ours):
         assert o.shape == r.shape, name
         # location gradients scale with the map size (pixels per unit)
         torch.testing.assert_close(o, r, atol=1e-5, rtol=1e-5, msg=name)
+
+
+def test_switch_selects_the_reference(monkeypatch):
+    """``fast_paths(False)`` and ``M2F_MM_FAST_PATHS=0`` route the dispatch
+    to the reference (no custom autograd node), the block setting winning."""
+    value, loc, attn = _inputs()
+    assert fast_paths_enabled()
+    fast = ms_deform_attn(value, SHAPES, loc, attn)
+    assert type(fast.grad_fn).__name__ == 'SparseDeformAttnBackward'
+    with fast_paths(False):
+        assert not fast_paths_enabled()
+        plain = ms_deform_attn(value, SHAPES, loc, attn)
+        assert list(chunks(10, 1 << 30)) == [range(0, 10)]
+    assert type(plain.grad_fn).__name__ != 'SparseDeformAttnBackward'
+    torch.testing.assert_close(plain, fast, atol=1e-5, rtol=1e-5)
+    monkeypatch.setenv('M2F_MM_FAST_PATHS', '0')
+    assert not fast_paths_enabled()
+    with fast_paths(True):
+        assert fast_paths_enabled()
+    monkeypatch.setenv('M2F_MM_FAST_PATHS', '1')
+    assert fast_paths_enabled()
+
+
+def test_chunks_cover_the_range_in_bounded_pieces(monkeypatch):
+    from m2f_mm.ops import chunking
+    monkeypatch.setattr(chunking, 'CHUNK_ELEMENTS', 100)
+    pieces = list(chunks(23, 30))  # 3 items of 30 values per piece
+    assert [len(r) for r in pieces] == [3] * 7 + [2]
+    assert [i for r in pieces for i in r] == list(range(23))
+    assert list(chunks(2, 1000)) == [range(0, 1), range(1, 2)]  # at least one
+    assert list(chunks(0, 5)) == []
 
 
 def test_gradcheck_float64():
@@ -84,9 +121,12 @@ def test_only_value_or_only_locations_need_grad():
         assert [t.grad is not None for t in (v, s, a)] == needs
 
 
-def test_dispatch_keeps_mmcv_for_other_dtypes():
+def test_dispatch_uses_the_reference_for_other_dtypes():
+    """bfloat16 (autocast) takes the grid_sample reference, which computes
+    exactly what mmcv's PyTorch implementation does."""
     value, loc, attn = (t.detach().to(torch.bfloat16) for t in _inputs())
     out = ms_deform_attn(value, SHAPES, loc, attn)
+    assert torch.equal(out, ms_deform_attn_reference(value, SHAPES, loc, attn))
     ref = multi_scale_deformable_attn_pytorch(value, torch.tensor(SHAPES), loc, attn)
     assert torch.equal(out, ref)
 
@@ -155,9 +195,9 @@ def test_head_fuses_mask_logits_only_with_autograd_on_cpu():
     x = torch.randn(1, 3, 64, 96, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         feats = model.extract_feat(x)
-        plain_cls, plain_masks = head.forward_features(feats)
+        plain_cls, plain_masks = head(feats)
     assert all(m.grad_fn is None for m in plain_masks)
-    fused_cls, fused_masks = head.forward_features(feats)
+    fused_cls, fused_masks = head(feats)
     assert {type(m.grad_fn).__name__ for m in fused_masks} == {'MaskLogitsOfSetsBackward'}
     for a, b in zip(plain_cls + plain_masks, fused_cls + fused_masks):
         assert torch.equal(a, b.detach())
@@ -205,3 +245,35 @@ def test_instance_fusion_equals_per_pair_computation(num_things):
     assert torch.equal(res.masks, binary.bool())
     torch.testing.assert_close(res.scores, top * mask_scores, rtol=1e-6, atol=1e-7)
     assert torch.equal(res.bboxes, mask2bbox(binary.bool()))
+
+
+def test_training_step_equal_with_fast_paths_off():
+    """Every loss term and every parameter's gradient of a training step
+    (same weights, same random points) with all fast paths on and off."""
+    from reference_models import build_pair
+    from synthetic import make_sample
+    _, model = build_pair(seed=4)
+    model.train()
+    criterion = model.panoptic_head.criterion
+    x = torch.randn(2, 3, 64, 96, generator=torch.Generator().manual_seed(1))
+    samples = [make_sample(64, 96, seed=i) for i in range(2)]
+    results = []
+    for enabled in (True, False):
+        criterion.generator = torch.Generator().manual_seed(3)
+        model.zero_grad()
+        with fast_paths(enabled):
+            losses = model.loss(x, samples)
+            sum(losses.values()).backward()
+        grads = {k: p.grad.clone() for k, p in model.named_parameters()
+                 if p.grad is not None}
+        results.append(({k: v.item() for k, v in losses.items()}, grads))
+    criterion.generator = None
+    (loss_fast, grad_fast), (loss_plain, grad_plain) = results
+    assert len(loss_fast) == 30 and loss_fast.keys() == loss_plain.keys()
+    for k in loss_fast:
+        assert abs(loss_fast[k] - loss_plain[k]) <= 1e-5, k
+    assert grad_fast.keys() == grad_plain.keys() and len(grad_fast) > 100
+    for k, g in grad_plain.items():
+        torch.testing.assert_close(grad_fast[k], g, rtol=1e-3,
+                                   atol=1e-5 * float(g.abs().max()) + 1e-7,
+                                   msg=lambda m, k=k: f'{k}: {m}')

@@ -7,6 +7,7 @@ from mmdet.utils import register_all_modules
 from mmengine.structures import InstanceData
 
 from m2f_mm.models.decoders import MaskedAttentionDecoderLayer, attention_keep_mask
+from m2f_mm.models.heads.hosts import targets_from_samples
 from reference_models import ours_cfg
 from synthetic import make_sample
 
@@ -41,10 +42,10 @@ def test_whole_head_no_nan_with_empty_masks():
     model = MODELS.build(ours_cfg())
     head = model.panoptic_head
     with torch.no_grad():
-        head.mask_embed[4].weight.zero_()
-        head.mask_embed[4].bias.zero_()
+        head.transformer_decoder.mask_embed[4].weight.zero_()
+        head.transformer_decoder.mask_embed[4].bias.zero_()
         head.pixel_decoder.mask_feature.bias.fill_(-1.0)
-        head.mask_embed[4].bias[0] = 1e4  # mask logits ≈ −1e4 everywhere
+        head.transformer_decoder.mask_embed[4].bias[0] = 1e4  # mask logits ≈ −1e4 everywhere
     cls, masks = head(model.extract_feat(torch.randn(1, 3, H, W)), None)
     assert (masks[0] < -100).all()
     assert all(torch.isfinite(t).all() for t in cls + masks)
@@ -97,7 +98,7 @@ def test_crowd_only_image(model):
                                        masks=BitmapMasks(crowd, H, W))
     s.gt_sem_seg.sem_seg[0, 10:40, 10:40] = 1
     head = model.panoptic_head
-    labels, masks = head.targets_from_sample(s, (H, W))
+    labels, masks = targets_from_samples([s], head.counts, head.ignore_index)[0]
     assert labels.numel() == 0 and masks.shape == (0, H, W)
     _loss(model, [s, make_sample(H, W, seed=4)])
 
@@ -107,7 +108,8 @@ def test_gt_masks_smaller_than_padded_input_are_padded(model):
     bottom/right, so normalised point coordinates stay aligned."""
     small = make_sample(48, 40, seed=5)
     small.set_metainfo(dict(batch_input_shape=(H, W), pad_shape=(H, W)))
-    labels, masks = model.panoptic_head.targets_from_sample(small, (H, W))
+    head = model.panoptic_head
+    labels, masks = targets_from_samples([small], head.counts, head.ignore_index)[0]
     assert masks.shape[-2:] == (H, W)
     assert not masks[:, 48:].any() and not masks[:, :, 40:].any()
     _loss(model, [small, make_sample(H, W, seed=6)])

@@ -12,6 +12,7 @@ from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
 
 from m2f_mm.datasets.transforms import BuildMaskTargets
+from m2f_mm.models.heads.hosts import targets_from_samples
 from synthetic import make_sample
 
 register_all_modules(init_default_scope=False)
@@ -124,7 +125,8 @@ def test_head_prefers_transform_targets_and_trains_on_empty_image():
     samples = [make_sample(64, 64, seed=1), make_sample(64, 64, seed=2, empty=True)]
     for s in samples:  # as the dataloader workers would
         build.transform(dict(data_samples=s))
-    labels, masks = model.panoptic_head.targets_from_sample(samples[0], (64, 64))
+    head = model.panoptic_head
+    labels, masks = targets_from_samples(samples[:1], head.counts, head.ignore_index)[0]
     assert torch.equal(labels, samples[0].gt_segments.labels)
     assert len(samples[1].gt_segments) == 0
     losses = model.loss(torch.randn(2, 3, 64, 64), samples)

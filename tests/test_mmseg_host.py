@@ -15,7 +15,7 @@ from PIL import Image
 
 from reference_models_mmseg import (build_seg_pair, make_seg_sample,
                                     ours_seg_cfg)
-from synthetic import RandRecorder, replay_mmdet_points
+from synthetic import losses_with_same_points
 
 H, W = 60, 64  # padded to 64x64 by the preprocessor
 CONFIGS = os.path.join(os.path.dirname(__file__), '..', 'configs')
@@ -85,15 +85,11 @@ def test_losses_match_with_same_points(pair, case):
     ref.train()
     ours.train()
     try:
-        with RandRecorder() as rec:
-            losses_ref = ref.loss(data['inputs'], data['data_samples'])
-        replay_mmdet_points(ours.decode_head, rec.draws, 10, 2)
-        losses_ours = ours.loss(data['inputs'], data['data_samples'])
+        losses_ref, losses_ours = losses_with_same_points(
+            ref, ours, data['inputs'], data['data_samples'])
     finally:
         ref.eval()
         ours.eval()
-        for name in ('sample_match_points', 'sample_loss_points'):
-            ours.decode_head.__dict__.pop(name, None)
     assert set(losses_ours) == set(losses_ref)
     assert len(losses_ours) == 30 and 'decode.d8.loss_dice' in losses_ours
     for key, value in losses_ref.items():
@@ -359,7 +355,7 @@ def test_semantic_configs_build(name, num_classes, crop, iters):
     assert type(head).__module__.startswith('m2f_mm')
     assert model.num_classes == model.out_channels == head.num_classes == num_classes
     assert head.num_queries == 100 and len(head.transformer_decoder.layers) == 9
-    assert head.num_points == 12544 and head.class_weight[-1] == 0.1
+    assert head.criterion.num_points == 12544 and head.criterion.class_weight[-1] == 0.1
     assert model.backbone.norm_eval  # frozen BN, as in the paper
     assert cfg.model.data_preprocessor.size == crop
     assert cfg.train_cfg.max_iters == iters and cfg.param_scheduler[0].end == iters

@@ -7,7 +7,7 @@ from mmdet.utils import register_all_modules
 
 from m2f_mm.converters import convert_mmdet_state_dict
 from reference_models import build_pair
-from synthetic import RandRecorder, make_sample, replay_mmdet_points
+from synthetic import losses_with_same_points, make_sample
 
 register_all_modules(init_default_scope=False)
 H, W = 64, 96
@@ -44,18 +44,14 @@ def test_all_prediction_sets_match(pair):
 def test_losses_match_with_same_points(pair, case, chunked, monkeypatch):
     """Every loss term and every parameter's gradient; ``chunked`` makes the
     matching costs run 3 sets at a time (4 pieces for 10 sets) and the
-    uncertain-point selection 7 masks at a time, as at full size."""
+    uncertain-point selection 10 masks at a time, as at full size."""
     ref, ours = pair
     if chunked:
-        import importlib
-        mask2former_head = importlib.import_module(
-            'm2f_mm.models.heads.mask2former_head')
-        point_sample = importlib.import_module('m2f_mm.models.utils.point_sample')
-        head = ours.panoptic_head
-        monkeypatch.setattr(mask2former_head, 'CHUNK_ELEMENTS',
-                            3 * head.num_queries * head.num_points)
-        monkeypatch.setattr(point_sample, 'CHUNK_ELEMENTS',
-                            7 * int(head.num_points * head.oversample_ratio))
+        from m2f_mm.ops import chunking
+        criterion = ours.panoptic_head.criterion
+        elements = 3 * ours.panoptic_head.num_queries * criterion.num_points
+        monkeypatch.setattr(chunking, 'CHUNK_ELEMENTS', elements)
+        assert elements // criterion.num_candidates < 20  # masks per piece
     ref.train()
     ours.train()
     try:
@@ -63,15 +59,10 @@ def test_losses_match_with_same_points(pair, case, chunked, monkeypatch):
                                empty=(case == 'one_empty_image' and i == 1))
                    for i in range(2)]
         x = _inputs(seed=5)
-        with RandRecorder() as rec:
-            losses_ref = ref.loss(x, samples)
-        replay_mmdet_points(ours.panoptic_head, rec.draws, 10, 2)
-        losses_ours = ours.loss(x, samples)
+        losses_ref, losses_ours = losses_with_same_points(ref, ours, x, samples)
     finally:
         ref.eval()
         ours.eval()
-        for name in ('sample_match_points', 'sample_loss_points'):
-            ours.panoptic_head.__dict__.pop(name, None)
     assert set(losses_ours) == set(losses_ref)
     assert len(losses_ours) == 30 and 'd8.loss_dice' in losses_ours
     for key, value in losses_ref.items():
@@ -105,9 +96,10 @@ def test_fusion_results_identical(ori_shape):
     another original size."""
     ref, ours = build_pair(seed=2)
     with torch.no_grad():
-        for m in (ref, ours):
-            m.panoptic_head.cls_embed.weight.mul_(40)
-            m.panoptic_head.cls_embed.bias.mul_(40)
+        for cls_embed in (ref.panoptic_head.cls_embed,
+                          ours.panoptic_head.transformer_decoder.cls_embed):
+            cls_embed.weight.mul_(40)
+            cls_embed.bias.mul_(40)
     x = _inputs(seed=7)
     samples_ref = [make_sample(H, W, seed=i) for i in range(2)]
     samples_ours = [make_sample(H, W, seed=i) for i in range(2)]

@@ -12,7 +12,7 @@ CASES = {
                             in_channels=[8, 16, 32, 64], feat_channels=32,
                             out_channels=32, num_layers=1, num_heads=4,
                             ffn_dims=32, norm_cfg=dict(type='GN', num_groups=8))),
-    'TASK_UTILS': (TASK_UTILS, dict(type='PointHungarianAssigner', num_points=16)),
+    'TASK_UTILS': (TASK_UTILS, dict(type='PointHungarianAssigner', cls_weight=1.0)),
     'TRANSFORMS': (TRANSFORMS, dict(type='BuildMaskTargets', num_things_classes=2,
                                     num_stuff_classes=1)),
     'DATASETS': (DATASETS, dict(type='CocoPanopticDataset', ann_file='none.json',
@@ -48,7 +48,7 @@ def test_nested_parts_resolve_in_foreign_scope(scope):
     import mmseg.registry  # noqa: F401
     from mmengine.registry import MODELS as ROOT
     head = dict(type='m2f_mm.Mask2FormerHead', in_channels=[8, 16, 32, 64],
-                feat_channels=32, out_channels=32, num_things_classes=2,
+                feat_channels=32, mask_channels=32, num_things_classes=2,
                 num_stuff_classes=1, num_queries=4,
                 pixel_decoder=dict(type='MSDeformAttnPixelDecoder', num_layers=1,
                                    num_heads=4, ffn_dims=32,
@@ -59,8 +59,8 @@ def test_nested_parts_resolve_in_foreign_scope(scope):
     with DefaultScope.overwrite_default_scope(scope):
         obj = ROOT.build(head)
     assert type(obj.pixel_decoder).__name__ == 'MSDeformAttnPixelDecoder'
-    assert type(obj.assigner).__name__ == 'PointHungarianAssigner'
-    assert obj.assigner.num_points == 16
+    assert type(obj.criterion.assigner).__name__ == 'PointHungarianAssigner'
+    assert obj.criterion.num_points == 16
 
 
 def test_foreign_bare_names_still_resolve():

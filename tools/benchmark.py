@@ -108,13 +108,13 @@ def model_configs(small: bool = False):
             cfg.backbone.depth = 18
             head = cfg.panoptic_head
             head.in_channels = chans
-            head.feat_channels = head.out_channels = feat
+            head.feat_channels = feat
             head.num_queries = queries
             cfg.train_cfg.num_points = points
             cfg.test_cfg.max_per_image = 20
+        ours.panoptic_head.mask_channels = ref.panoptic_head.out_channels = feat
         ours.panoptic_head.pixel_decoder.ffn_dims = 2 * feat
         ours.panoptic_head.transformer_decoder.ffn_dims = 4 * feat
-        ours.train_cfg.assigner.num_points = points
         pd = ref.panoptic_head.pixel_decoder
         pd.encoder.layer_cfg.self_attn_cfg.embed_dims = feat
         pd.encoder.layer_cfg.ffn_cfg.update(embed_dims=feat, feedforward_channels=2 * feat)
@@ -184,13 +184,12 @@ def build_hf(seed: int = 0, small: bool = False, device: str = 'cpu'):
 
 def hf_targets(samples) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
     """HF's (mask_labels, class_labels): things then stuff, as in MMDet."""
-    from m2f_mm.models.utils.targets import panoptic_targets
+    from m2f_mm.models.utils.targets import ClassCounts, mask_targets
     masks, labels = [], []
     for s in samples:
         thing = s.gt_instances.masks.to_tensor(torch.bool, 'cpu')
-        lab, m = panoptic_targets(s.gt_instances.labels, thing,
-                                  s.gt_sem_seg.sem_seg[0], NUM_THINGS,
-                                  NUM_THINGS + NUM_STUFF)
+        lab, m = mask_targets(s.gt_instances.labels, thing, s.gt_sem_seg.sem_seg[0],
+                              ClassCounts(NUM_THINGS, NUM_STUFF))
         masks.append(m.float())
         labels.append(lab)
     return masks, labels
@@ -290,7 +289,7 @@ def output_differences(ours, ref, inputs, samples) -> Dict[str, float]:
             a.pred_panoptic_seg.sem_seg.numel() for a in pan_o)
     try:
         sys.path.insert(0, osp.join(REPO, 'tests'))
-        from synthetic import RandRecorder, replay_mmdet_points
+        from synthetic import losses_with_same_points
     except ImportError:  # the tests folder is not there: no loss check
         return out
     finally:
@@ -300,13 +299,8 @@ def output_differences(ours, ref, inputs, samples) -> Dict[str, float]:
     ref.train()
     try:
         with torch.no_grad():
-            with RandRecorder() as rec:
-                losses_r = ref.loss(inputs, samples)
-            replay_mmdet_points(head, rec.draws, len(cls_o), len(samples))
-            losses_o = ours.loss(inputs, samples)
+            losses_r, losses_o = losses_with_same_points(ref, ours, inputs, samples)
     finally:
-        for name in ('sample_match_points', 'sample_loss_points'):
-            head.__dict__.pop(name, None)
         ours.eval()
         ref.eval()
     out['losses'] = max(abs(float(losses_o[k].sum()) - float(v.sum()))
@@ -397,16 +391,17 @@ def loss_memory(size: int, batch: int, point_sampled: bool, small: bool,
     targets built beforehand."""
     ours, _ = build_mmdet_pair(0, small, device)
     head = ours.panoptic_head
-    head.point_sampled_loss = point_sampled
+    head.criterion.point_sampled_loss = point_sampled
     inputs, samples = synthetic_batch(size, batch, device=device)
     with torch.no_grad():
-        all_cls, all_masks = head.forward_features(ours.extract_feat(inputs))
+        all_cls, all_masks = head(ours.extract_feat(inputs))
     all_cls = [c.detach().requires_grad_() for c in all_cls]
     all_masks = [m.detach().requires_grad_() for m in all_masks]
-    targets = [head.targets_from_sample(s, (size, size)) for s in samples]
+    from m2f_mm.models.heads.hosts import targets_from_samples
+    targets = targets_from_samples(samples, head.counts, head.ignore_index)
 
     def step():
-        losses = head.loss_by_feat(all_cls, all_masks, targets)
+        losses = head.criterion(all_cls, all_masks, targets)
         sum(losses.values()).backward()
         for t in all_cls + all_masks:
             t.grad = None
@@ -468,9 +463,9 @@ def profile_train_step(bench: Bench, repeats: int = 1) -> Dict[str, float]:
     head = model.panoptic_head
     patches = [(model, 'extract_feat', 'backbone'),
                (head.pixel_decoder, 'forward', 'pixel decoder'),
-               (head, 'forward_features', 'head forward'),
-               (head.assigner, 'assign', 'matching'),
-               (head, 'loss_by_feat', 'loss')]
+               (head.transformer_decoder, 'forward', 'head forward'),
+               (head.criterion.assigner, 'assign', 'matching'),
+               (head.criterion, 'forward', 'loss')]
     bench.train_step()  # warm-up
     rounds = defaultdict(list)
     for _ in range(repeats):
@@ -488,12 +483,11 @@ def profile_train_step(bench: Bench, repeats: int = 1) -> Dict[str, float]:
         stages = {
             'backbone': spent['backbone'],
             'pixel decoder': spent['pixel decoder'],
-            'Transformer decoder + predictions':
-                spent['head forward'] - spent['pixel decoder'],
+            'Transformer decoder + predictions': spent['head forward'],
             'matching (costs + Hungarian)': spent['matching'],
             'loss without matching': spent['loss'] - spent['matching'],
             'targets and glue': (t1 - t0) - spent['backbone'] -
-                spent['head forward'] - spent['loss'],
+                spent['pixel decoder'] - spent['head forward'] - spent['loss'],
             'backward': t2 - t1,
             'optimizer step': t3 - t2,
         }

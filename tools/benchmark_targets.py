@@ -27,6 +27,7 @@ def main():
     from mmdet.registry import MODELS
     from mmdet.utils import register_all_modules
     from m2f_mm.datasets.transforms import BuildMaskTargets
+    from m2f_mm.models.heads.hosts import targets_from_samples
     from reference_models import ours_cfg
     from synthetic import make_sample
     register_all_modules(init_default_scope=False)
@@ -61,7 +62,7 @@ def main():
     def targets(samples):
         t = time.perf_counter()
         for sample in samples:
-            head.targets_from_sample(sample, (size, size))
+            targets_from_samples([sample], head.counts, head.ignore_index)[0]
         return time.perf_counter() - t
 
     step(in_head), step(from_transform)  # warm-up

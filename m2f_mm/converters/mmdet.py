@@ -36,6 +36,11 @@ _HEAD_RULES: List[Tuple[str, str]] = [
      r'transformer_decoder.layers.\1.norm_self.'),
     (r'^transformer_decoder\.layers\.(\d+)\.norms\.2\.',
      r'transformer_decoder.layers.\1.norm_ffn.'),
+    # queries, level embeddings, input projections and prediction heads,
+    # which our decoder owns
+    (r'^decoder_input_projs\.', 'transformer_decoder.input_projs.'),
+    (r'^(level_embed|query_embed|query_feat|cls_embed|mask_embed)\.',
+     r'transformer_decoder.\1.'),
 ]
 HEAD_PREFIXES = ('panoptic_head.', 'decode_head.')
 

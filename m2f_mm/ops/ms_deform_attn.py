@@ -1,8 +1,9 @@
 """Multi-scale deformable attention's sampling step (Deformable DETR), with a
 fast CPU path.
 
-mmcv computes it on CPU with one ``grid_sample`` per level, a stack of the
-sampled values (B·heads × C × N × levels·points) and a weighted sum; in
+The reference (like mmcv's CPU fallback) takes one ``grid_sample`` per
+level, a stack of the sampled values (B·heads × C × N × levels·points) and a
+weighted sum; in
 training that is the largest tensor of the pixel decoder, copied several
 times forward and backward. Here the sampling and the attention weights are
 folded into one sparse matrix per level, A_l, with a row per (image, head,
@@ -14,13 +15,17 @@ instead of keeping them, and needs one sampled product per level (the dot
 products of the output gradient with the sampled values) and one product
 with A_lᵀ. The bilinear weights are computed the way
 ``grid_sample`` does (zeros outside the map, ``align_corners=False``), so
-results equal mmcv's up to float rounding. On CUDA, mmcv's kernel is used.
+results equal the reference up to float rounding. On CUDA, mmcv's kernel
+is used.
 """
 import warnings
 from typing import List, NamedTuple, Sequence, Tuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
+
+from .fast_paths import fast_paths_enabled
 
 Shapes = Sequence[Tuple[int, int]]
 
@@ -39,21 +44,49 @@ def ms_deform_attn(value: Tensor, shapes: Shapes, sampling_locations: Tensor,
         im2col_step: of mmcv's CUDA kernel.
 
     Returns:
-        (B, Nq, heads·C).
+        (B, Nq, heads·C). With the fast paths on: mmcv's kernel on CUDA, the
+        sparse form on CPU in float32/64; otherwise the reference.
     """
-    if value.is_cuda:
-        from mmcv.ops.multi_scale_deform_attn import MultiScaleDeformableAttnFunction
-        spatial = torch.as_tensor(shapes, dtype=torch.long, device=value.device)
-        start = torch.cat([spatial.new_zeros(1), spatial.prod(1).cumsum(0)[:-1]])
-        return MultiScaleDeformableAttnFunction.apply(
-            value, spatial, start, sampling_locations, attention_weights, im2col_step)
-    if value.dtype not in (torch.float32, torch.float64) or value.device.type != 'cpu':
-        from mmcv.ops.multi_scale_deform_attn import \
-            multi_scale_deformable_attn_pytorch
-        spatial = torch.as_tensor(shapes, dtype=torch.long)
-        return multi_scale_deformable_attn_pytorch(
-            value, spatial, sampling_locations, attention_weights)
-    return ms_deform_attn_sparse(value, shapes, sampling_locations, attention_weights)
+    if fast_paths_enabled():
+        if value.is_cuda:
+            from mmcv.ops.multi_scale_deform_attn import \
+                MultiScaleDeformableAttnFunction
+            spatial = torch.as_tensor(shapes, dtype=torch.long, device=value.device)
+            start = torch.cat([spatial.new_zeros(1), spatial.prod(1).cumsum(0)[:-1]])
+            return MultiScaleDeformableAttnFunction.apply(
+                value, spatial, start, sampling_locations, attention_weights,
+                im2col_step)
+        if value.device.type == 'cpu' and value.dtype in (torch.float32,
+                                                          torch.float64):
+            return ms_deform_attn_sparse(value, shapes, sampling_locations,
+                                         attention_weights)
+    return ms_deform_attn_reference(value, shapes, sampling_locations,
+                                    attention_weights)
+
+
+def ms_deform_attn_reference(value: Tensor, shapes: Shapes,
+                             sampling_locations: Tensor,
+                             attention_weights: Tensor) -> Tensor:
+    """The plain form of :func:`ms_deform_attn`: per level, one
+    ``grid_sample`` (bilinear, zeros outside, ``align_corners=False``) of
+    every (image, head) at its queries' points, weighted and summed. Pure
+    torch, any device and dtype, exportable to ONNX (GridSample)."""
+    b, _, heads, c = value.shape
+    _, nq, _, levels, points, _ = sampling_locations.shape
+    grids = sampling_locations.mul(2).sub(1)  # grid_sample's [-1, 1]
+    grids = grids.permute(0, 2, 3, 1, 4, 5).flatten(0, 1)  # B·heads×L×Nq×P×2
+    per_level = value.split([h * w for h, w in shapes], dim=1)
+    sampled = []
+    for level, (h, w) in enumerate(shapes):
+        v = per_level[level].permute(0, 2, 3, 1).reshape(b * heads, c, h, w)
+        sampled.append(F.grid_sample(v, grids[:, level], mode='bilinear',
+                                     padding_mode='zeros',
+                                     align_corners=False))  # B·heads×C×Nq×P
+    sampled = torch.stack(sampled, dim=3).flatten(3)  # B·heads×C×Nq×L·P
+    weights = attention_weights.permute(0, 2, 1, 3, 4).reshape(
+        b * heads, 1, nq, levels * points)
+    out = (sampled * weights).sum(-1)  # B·heads×C×Nq
+    return out.view(b, heads * c, nq).transpose(1, 2)
 
 
 def ms_deform_attn_sparse(value: Tensor, shapes: Shapes, sampling_locations: Tensor,

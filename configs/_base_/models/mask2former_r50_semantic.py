@@ -38,7 +38,7 @@ model = dict(
         in_channels=[256, 512, 1024, 2048],
         strides=[4, 8, 16, 32],
         feat_channels=256,
-        out_channels=256,
+        mask_channels=256,
         num_classes=num_classes,
         num_queries=100,
         num_transformer_feat_level=3,
@@ -64,7 +64,6 @@ model = dict(
                 type='m2f_mm.PointHungarianAssigner',
                 cls_weight=2.0,
                 mask_weight=5.0,
-                dice_weight=5.0,
-                num_points=num_points))),
+                dice_weight=5.0))),
     train_cfg=dict(),
     test_cfg=dict(mode='whole'))

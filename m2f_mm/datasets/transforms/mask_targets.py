@@ -6,7 +6,7 @@ import torch
 from mmcv.transforms import BaseTransform
 from mmengine.structures import InstanceData
 
-from m2f_mm.models.utils.targets import panoptic_targets, semantic_to_masks
+from m2f_mm.models.utils.targets import mask_targets, resolve_class_counts
 from m2f_mm.registry import TRANSFORMS
 
 
@@ -37,66 +37,49 @@ class BuildMaskTargets(BaseTransform):
         min_area: smallest kept segment, in pixels.
     """
 
-    def __init__(self, num_things_classes: int = 0,
+    def __init__(self, num_things_classes: Optional[int] = None,
                  num_stuff_classes: Optional[int] = None,
                  num_classes: Optional[int] = None, ignore_index: int = 255,
                  min_area: int = 1) -> None:
-        if num_classes is None:
-            if num_stuff_classes is None:
-                raise ValueError('BuildMaskTargets needs num_classes or '
-                                 'num_things_classes + num_stuff_classes')
-            num_classes = num_things_classes + num_stuff_classes
-        self.num_things = num_things_classes
-        self.num_classes = num_classes
+        self.counts = resolve_class_counts(num_things_classes, num_stuff_classes,
+                                           num_classes, owner='BuildMaskTargets')
         self.ignore_index = ignore_index
         self.min_area = min_area
 
     def transform(self, results: dict) -> dict:
         sample = results['data_samples']
-        where = sample.metainfo.get('img_path', '<unknown image>')
+        meta = sample.metainfo
+        where = meta.get('img_path', '<unknown image>')
+        thing_labels = thing_masks = sem = None
         if 'gt_instances' in sample:
-            inst = sample.gt_instances
-            masks = inst.masks
-            if not isinstance(masks, torch.Tensor):
-                masks = torch.from_numpy(np.asarray(masks.masks, dtype=bool))
-            sem = None
-            if 'gt_sem_seg' in sample and self.num_things < self.num_classes:
+            thing_labels = sample.gt_instances.labels
+            thing_masks = sample.gt_instances.masks
+            if not isinstance(thing_masks, torch.Tensor):  # BitmapMasks
+                thing_masks = torch.from_numpy(np.asarray(thing_masks.masks,
+                                                          dtype=bool))
+            if 'gt_sem_seg' in sample:
                 sem = sample.gt_sem_seg.sem_seg[0]
-                if masks.shape[-2:] != sem.shape:
-                    raise ValueError(
-                        f'{where}: instance masks are {tuple(masks.shape[-2:])} '
-                        f'but the segmentation map is {tuple(sem.shape)}')
-            labels, masks = panoptic_targets(inst.labels, masks, sem,
-                                             self.num_things, self.num_classes)
         elif 'gt_sem_seg' in sample:
             sem = sample.gt_sem_seg.data[0]
-            where = sample.metainfo.get('seg_map_path') or where
-            img_size = sample.metainfo.get('img_shape')
+            where = meta.get('seg_map_path') or where
+            img_size = meta.get('img_shape')
             if img_size is None and 'inputs' in results:
                 img_size = results['inputs'].shape[-2:]
             if img_size is not None and tuple(sem.shape) != tuple(img_size[:2]):
                 raise ValueError(f'{where}: the label map is {sem.shape[0]}x'
                                  f'{sem.shape[1]} but its image is '
                                  f'{img_size[0]}x{img_size[1]}')
-            labels, masks = semantic_to_masks(sem, 0, 1 << 30)
-            keep = labels != self.ignore_index
-            labels, masks = labels[keep], masks[keep]
         else:
             raise ValueError(f'{where}: BuildMaskTargets needs gt_instances or '
                              'gt_sem_seg; place it after PackDetInputs / '
                              'PackSegInputs in a training pipeline')
-        bad = (labels < 0) | (labels >= self.num_classes)
-        if bad.any():
-            raise ValueError(f'{where}: label {int(labels[bad][0])} is outside '
-                             f'[0, {self.num_classes}) (num_classes='
-                             f'{self.num_classes})')
-        if self.min_area > 0 and len(labels):
-            keep = masks.flatten(1).sum(1) >= self.min_area
-            labels, masks = labels[keep], masks[keep]
-        sample.gt_segments = InstanceData(labels=labels.long(), masks=masks.bool())
+        labels, masks = mask_targets(thing_labels, thing_masks, sem, self.counts,
+                                     self.ignore_index, self.min_area, where)
+        sample.gt_segments = InstanceData(labels=labels, masks=masks)
         return results
 
     def __repr__(self) -> str:
-        return (f'{self.__class__.__name__}(num_things_classes={self.num_things}, '
-                f'num_classes={self.num_classes}, ignore_index={self.ignore_index}, '
+        return (f'{self.__class__.__name__}(num_things_classes={self.counts.things}, '
+                f'num_stuff_classes={self.counts.stuff}, '
+                f'ignore_index={self.ignore_index}, '
                 f'min_area={self.min_area})')

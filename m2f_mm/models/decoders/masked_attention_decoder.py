@@ -1,9 +1,13 @@
 """Transformer decoder with masked cross-attention (Mask2Former, section 3.2)."""
-from typing import Optional
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
+from mmengine.model import caffe2_xavier_init
 from torch import Tensor, nn
+
+from m2f_mm.ops import mask_logit_products
+from ..utils.position_encoding import SinePositionEmbedding
 
 
 class Attention(nn.Module):
@@ -71,21 +75,117 @@ class MaskedAttentionDecoderLayer(nn.Module):
 
 
 class MaskedAttentionDecoder(nn.Module):
-    """A stack of :class:`MaskedAttentionDecoderLayer` and the final norm that
-    is applied to the queries before every prediction."""
+    """Mask2Former's Transformer decoder (section 3.2) with its prediction
+    heads.
 
-    def __init__(self, num_layers: int = 9, embed_dims: int = 256,
-                 num_heads: int = 8, ffn_dims: int = 2048) -> None:
+    Learnable query features X0 and query position embeddings; before the
+    first layer and after every layer the (normalised) queries predict class
+    logits and mask logits (a product of their mask embedding with the
+    per-pixel features), so there are 1 + ``num_layers`` prediction sets.
+    Layer l cross-attends to pyramid level ``l % num_levels`` (coarsest
+    first: 1/32 → 1/16 → 1/8, round robin), masked to where the previous
+    prediction says the query's object is.
+
+    Args:
+        num_classes: K; class logits have K + 1 entries (the last: no object).
+        num_queries: N.
+        num_layers, embed_dims, num_heads, ffn_dims: the layer stack.
+        num_levels: pyramid levels fed round robin.
+        in_channels: channels of the pyramid levels; a 1×1 projection is
+            added where they differ from ``embed_dims`` or when
+            ``enforce_input_project``.
+        mask_channels: width of the mask embedding (the per-pixel features').
+    """
+
+    def __init__(self, num_classes: int, num_queries: int = 100,
+                 num_layers: int = 9, embed_dims: int = 256,
+                 num_heads: int = 8, ffn_dims: int = 2048,
+                 num_levels: int = 3, in_channels: Optional[int] = None,
+                 mask_channels: int = 256,
+                 enforce_input_project: bool = False) -> None:
         super().__init__()
-        self.embed_dims = embed_dims
-        self.num_heads = num_heads
+        in_channels = embed_dims if in_channels is None else in_channels
+        self.num_levels = num_levels
+        self.input_projs = nn.ModuleList(
+            nn.Conv2d(in_channels, embed_dims, 1)
+            if enforce_input_project or in_channels != embed_dims else nn.Identity()
+            for _ in range(num_levels))
+        self.level_embed = nn.Embedding(num_levels, embed_dims)
+        self.position_embedding = SinePositionEmbedding(embed_dims // 2)
+        self.query_feat = nn.Embedding(num_queries, embed_dims)  # X0
+        self.query_embed = nn.Embedding(num_queries, embed_dims)  # positions
         self.layers = nn.ModuleList(
             MaskedAttentionDecoderLayer(embed_dims, num_heads, ffn_dims)
             for _ in range(num_layers))
         self.post_norm = nn.LayerNorm(embed_dims)
+        self.cls_embed = nn.Linear(embed_dims, num_classes + 1)
+        self.mask_embed = nn.Sequential(
+            nn.Linear(embed_dims, embed_dims), nn.ReLU(inplace=True),
+            nn.Linear(embed_dims, embed_dims), nn.ReLU(inplace=True),
+            nn.Linear(embed_dims, mask_channels))
 
-    def __len__(self) -> int:
-        return len(self.layers)
+    def init_weights(self) -> None:
+        for proj in self.input_projs:
+            if isinstance(proj, nn.Conv2d):
+                caffe2_xavier_init(proj, bias=0)
+        for p in self.layers.parameters():
+            if p.dim() > 1:
+                nn.init.xavier_normal_(p)
+
+    def forward(self, mask_features: Tensor,
+                multi_scale_features: Sequence[Tensor]
+                ) -> Tuple[List[Tensor], List[Tensor]]:
+        """All prediction sets.
+
+        Args:
+            mask_features: per-pixel embeddings (B, mask_channels, H/4, W/4).
+            multi_scale_features: ``num_levels`` maps (B, C, h_l, w_l),
+                coarsest first.
+
+        Returns:
+            1 + num_layers class logits (B, Q, K+1) and as many mask logits
+            (B, Q, H/4, W/4), from X0 first, then after every layer.
+        """
+        memories, memory_pos, sizes = self._memories(multi_scale_features)
+        products = mask_logit_products(mask_features)
+        b = mask_features.shape[0]
+        query_pos = self.query_embed.weight.unsqueeze(0).expand(b, -1, -1)
+        queries = self.query_feat.weight.unsqueeze(0).expand(b, -1, -1)  # B×Q×C
+
+        cls_logits, mask_logits = self.predict(queries, products)
+        all_cls, all_masks = [cls_logits], [mask_logits]
+        for i, layer in enumerate(self.layers):
+            level = i % self.num_levels
+            keep = attention_keep_mask(mask_logits, sizes[level])
+            queries = layer(queries, query_pos, memories[level],
+                            memory_pos[level], keep)
+            cls_logits, mask_logits = self.predict(queries, products)
+            all_cls.append(cls_logits)
+            all_masks.append(mask_logits)
+        return all_cls, products.collect(all_masks)
+
+    def predict(self, queries: Tensor, products) -> Tuple[Tensor, Tensor]:
+        """Class logits (B, Q, K+1) and mask logits (B, Q, H/4, W/4) of one
+        set; ``products`` makes the mask logits from the mask embedding."""
+        queries = self.post_norm(queries)
+        return self.cls_embed(queries), products(self.mask_embed(queries))
+
+    def _memories(self, features: Sequence[Tensor]):
+        """Per level: projected features + level embedding (B, hw, C), their
+        sine position embedding (B, hw, C), and (h, w)."""
+        if len(features) != self.num_levels:
+            raise ValueError(f'MaskedAttentionDecoder: expected {self.num_levels} '
+                             f'feature levels, got {len(features)}')
+        memories, positions, sizes = [], [], []
+        for level, feat in enumerate(features):
+            src = self.input_projs[level](feat)
+            b, _, h, w = src.shape
+            memories.append(src.flatten(2).transpose(1, 2) +
+                            self.level_embed.weight[level])
+            pos = self.position_embedding(h, w, src.device, src.dtype)
+            positions.append(pos.flatten(1).t().unsqueeze(0).expand(b, -1, -1))
+            sizes.append((h, w))
+        return memories, positions, sizes
 
 
 def attention_keep_mask(mask_logits: Tensor, size) -> Tensor:

@@ -11,7 +11,15 @@ from mmengine.structures import InstanceData, PixelData
 from torch import Tensor
 
 from m2f_mm.registry import MODELS
-from .hosts import semantic_inference
+
+def semantic_inference(cls_logits: Tensor, mask_logits: Tensor) -> Tensor:
+    """Per-class scores: Σ_q softmax(class)[q, k] · sigmoid(mask)[q].
+
+    cls_logits: (B, Q, K+1); mask_logits: (B, Q, H, W) → (B, K, H, W).
+    """
+    probs = cls_logits.softmax(-1)[..., :-1]
+    return torch.einsum('bqk,bqhw->bkhw', probs, mask_logits.sigmoid())
+
 
 # MMDet's panoptic id encoding: label + instance_id * INSTANCE_OFFSET
 INSTANCE_OFFSET = 1000

@@ -1,19 +1,10 @@
-"""Point sampling on mask logits (PointRend-style), as used by the matcher and
-the mask losses."""
-from typing import Callable, Optional
-
+"""Point sampling on masks (PointRend-style), as used by the matcher and the
+mask losses. The random coordinates are drawn by the caller."""
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-# Draws uniform coordinates in [0, 1)^2 of the given shape (..., 2); swapped
-# in tests to replay another implementation's random points.
-RandFn = Callable[..., Tensor]
-
-# Work on large batches of points in pieces of about this many values (16 MB
-# in float32): glibc serves blocks this small from its heap, while every
-# larger temporary is a fresh mapping whose pages fault in one by one.
-CHUNK_ELEMENTS = 1 << 22
+from m2f_mm.ops import chunks
 
 
 def point_sample(inputs: Tensor, coords: Tensor) -> Tensor:
@@ -30,45 +21,55 @@ def point_sample(inputs: Tensor, coords: Tensor) -> Tensor:
     return F.grid_sample(inputs, grid, align_corners=False).squeeze(3)
 
 
-def uncertain_point_coords(mask_logits: Tensor,
-                           num_points: int,
-                           oversample_ratio: float,
-                           importance_ratio: float,
-                           rand: Optional[RandFn] = None) -> Tensor:
+def uncertain_point_coords(mask_logits: Tensor, candidates: Tensor,
+                           num_uncertain: int, uniform: Tensor) -> Tensor:
     """Coordinates biased towards uncertain locations (|logit| near 0).
 
-    ``num_points * oversample_ratio`` candidates are drawn uniformly; the
-    ``importance_ratio`` share of ``num_points`` with the highest uncertainty
-    (−|logit|) is kept and the rest is drawn uniformly again.
+    Of the uniformly drawn ``candidates``, the ``num_uncertain`` with the
+    highest uncertainty (−|logit|) are kept, followed by the uniformly drawn
+    ``uniform`` ones.
 
     Args:
         mask_logits: (N, 1, H, W) class-agnostic mask logits.
+        candidates: (N, num_points · oversample_ratio, 2) in [0, 1].
+        uniform: (N, num_points − num_uncertain, 2) in [0, 1].
 
     Returns:
-        (N, num_points, 2) coordinates in [0, 1].
+        (N, num_uncertain + uniform points, 2).
     """
-    rand = rand or _torch_rand
-    n = mask_logits.shape[0]
-    device = mask_logits.device
-    num_sampled = int(num_points * oversample_ratio)
-    num_uncertain = int(importance_ratio * num_points)
-    candidates = rand(n, num_sampled, 2, device=device)
-    coords = candidates.new_empty(n, num_points, 2)
+    n, num_candidates = candidates.shape[:2]
+    coords = candidates.new_empty(n, num_uncertain + uniform.shape[1], 2)
     # a few masks at a time: the temporaries (grid, samples) stay small
-    rows = max(1, CHUNK_ELEMENTS // max(num_sampled, 1))
-    for start in range(0, n, rows):
-        end = min(n, start + rows)
-        uncertainty = point_sample(mask_logits[start:end],
-                                   candidates[start:end])[:, 0].abs_().neg_()
+    for rows in chunks(n, num_candidates):
+        sel = slice(rows.start, rows.stop)
+        uncertainty = point_sample(mask_logits[sel],
+                                   candidates[sel])[:, 0].abs_().neg_()
         # the order of the points does not matter to the losses: unsorted
         idx = uncertainty.topk(num_uncertain, dim=1, sorted=False).indices
-        torch.gather(candidates[start:end], 1, idx.unsqueeze(-1).expand(-1, -1, 2),
-                     out=coords[start:end, :num_uncertain])
-    if num_points > num_uncertain:
-        coords[:, num_uncertain:] = rand(n, num_points - num_uncertain, 2,
-                                         device=device)
+        torch.gather(candidates[sel], 1, idx.unsqueeze(-1).expand(-1, -1, 2),
+                     out=coords[sel, :num_uncertain])
+    coords[:, num_uncertain:] = uniform
     return coords
 
 
-def _torch_rand(*shape: int, device=None) -> Tensor:
-    return torch.rand(shape, device=device)
+def sample_targets(gt_masks: Tensor, gt_idx: Tensor, coords: Tensor) -> Tensor:
+    """Target ``gt_idx[m]`` sampled at ``coords[m]`` for every m, without
+    copying full-resolution masks per match: the points of all matches of
+    one target are sampled in a single row of one ``grid_sample`` call.
+
+    gt_masks: (G, H, W); gt_idx: (M,); coords: (M, P, 2) → (M, P).
+    """
+    m, p = coords.shape[:2]
+    used, slot_gt = torch.unique(gt_idx, return_inverse=True)
+    counts = torch.bincount(slot_gt)
+    # position of each match among the matches of its target
+    order = torch.argsort(slot_gt, stable=True)
+    starts = torch.cumsum(counts, 0) - counts
+    rank = torch.empty_like(slot_gt)
+    rank[order] = torch.arange(m, device=gt_idx.device) - starts[slot_gt[order]]
+    width = int(counts.max())
+    grid = coords.new_zeros(used.numel(), width, p, 2)
+    grid[slot_gt, rank] = coords
+    src = gt_masks[used].unsqueeze(1).to(coords.dtype)  # U×1×H×W
+    sampled = point_sample(src, grid.view(used.numel(), width * p, 2))
+    return sampled.view(used.numel(), width, p)[slot_gt, rank]

@@ -1,11 +1,116 @@
-"""Per-image mask-classification targets: one label and one binary mask per
-segment. Pure tensor functions shared by the head (when it gets MMDet's or
-MMSeg's standard samples) and the data transforms (which build them in the
-dataloader workers)."""
-from typing import Optional, Tuple
+"""The rules that turn annotations into Mask2Former's targets (one label and
+one binary mask per segment) and the class counts they depend on. One home
+for both: :class:`~m2f_mm.datasets.transforms.BuildMaskTargets` (in the
+dataloader workers) and the head (when a sample comes without
+``gt_segments``) call :func:`mask_targets`."""
+from typing import NamedTuple, Optional, Tuple
 
 import torch
 from torch import Tensor
+
+
+class ClassCounts(NamedTuple):
+    things: int
+    stuff: int
+
+    @property
+    def total(self) -> int:
+        return self.things + self.stuff
+
+
+def resolve_class_counts(num_things_classes: Optional[int] = None,
+                         num_stuff_classes: Optional[int] = None,
+                         num_classes: Optional[int] = None,
+                         owner: str = 'Mask2FormerHead',
+                         default: Optional[Tuple[int, int]] = None
+                         ) -> ClassCounts:
+    """Things and stuff from what a config gives.
+
+    ``num_classes`` alone means semantic segmentation (every class stuff);
+    things with ``num_classes`` leave the rest to stuff; things and stuff
+    give the total. Counts that disagree, or none at all without a
+    ``default`` (things, stuff), are a one-line error naming ``owner``.
+    """
+    given = dict(num_things_classes=num_things_classes,
+                 num_stuff_classes=num_stuff_classes, num_classes=num_classes)
+    bad = {k: v for k, v in given.items() if v is not None and
+           (not isinstance(v, int) or v < 0)}
+    if bad:
+        raise ValueError(f'{owner}: class counts must be non-negative integers, '
+                         f'got {bad}')
+    things, stuff = num_things_classes, num_stuff_classes
+    if things is None and stuff is None and num_classes is None:
+        if default is None:
+            raise ValueError(f'{owner}: give num_classes (semantic) or '
+                             'num_things_classes and num_stuff_classes')
+        things, stuff = default
+    elif num_classes is None:
+        things, stuff = things or 0, stuff or 0
+    elif things is None and stuff is None:
+        things, stuff = 0, num_classes
+    else:
+        things = num_classes - stuff if things is None else things
+        stuff = num_classes - things if stuff is None else stuff
+        if things + stuff != num_classes or min(things, stuff) < 0:
+            raise ValueError(
+                f'{owner}: num_things_classes ({num_things_classes}) + '
+                f'num_stuff_classes ({num_stuff_classes}) != num_classes '
+                f'({num_classes})')
+    if things + stuff == 0:
+        raise ValueError(f'{owner}: there must be at least one class')
+    return ClassCounts(things, stuff)
+
+
+def mask_targets(thing_labels: Optional[Tensor], thing_masks: Optional[Tensor],
+                 sem_seg: Optional[Tensor], counts: ClassCounts,
+                 ignore_index: int = 255, min_area: int = 1,
+                 where: str = '<unknown image>') -> Tuple[Tensor, Tensor]:
+    """One label and one mask per segment of an image.
+
+    * Instances (``thing_labels`` given): the things, then, when there is
+      stuff and a ``sem_seg``, one mask per stuff class present in it (values
+      in [things, total)); crowd regions are not among MMDet's instances.
+    * Semantic (no instances): one mask per class present in ``sem_seg``,
+      ``ignore_index`` left out.
+
+    Segments below ``min_area`` pixels (by default: empty ones, e.g. cut
+    away by a crop) are dropped. Labels outside [0, total) and instance
+    masks whose size differs from ``sem_seg``'s are a one-line error naming
+    ``where``.
+
+    Args:
+        thing_labels: (T,); thing_masks: (T, H, W) bool.
+        sem_seg: (H, W) integer label map.
+
+    Returns:
+        labels (N,) long, masks (N, H, W) bool.
+    """
+    if thing_labels is not None:
+        labels, masks = thing_labels.long(), thing_masks.bool()
+        if sem_seg is not None and counts.stuff > 0:
+            if masks.shape[-2:] != sem_seg.shape:
+                raise ValueError(
+                    f'{where}: instance masks are {tuple(masks.shape[-2:])} '
+                    f'but the segmentation map is {tuple(sem_seg.shape)}')
+            stuff_labels, stuff_masks = semantic_to_masks(
+                sem_seg, counts.things, counts.total)
+            labels = torch.cat([labels, stuff_labels.to(labels.device)])
+            masks = torch.cat([masks, stuff_masks.to(masks.device)])
+    elif sem_seg is not None:
+        labels, masks = semantic_to_masks(sem_seg, 0, 1 << 30)
+        keep = labels != ignore_index
+        labels, masks = labels[keep], masks[keep]
+    else:
+        raise ValueError(f'{where}: no instances and no segmentation map to '
+                         'build targets from')
+    bad = (labels < 0) | (labels >= counts.total)
+    if bad.any():
+        raise ValueError(f'{where}: label {int(labels[bad][0])} is outside '
+                         f'[0, {counts.total}) (num_classes={counts.total})')
+    if min_area > 0 and len(labels):
+        keep = masks.flatten(1).sum(1) >= min_area
+        labels, masks = labels[keep], masks[keep]
+    return labels, masks
 
 
 def semantic_to_masks(sem_seg: Tensor, label_min: int, label_max: int
@@ -23,24 +128,3 @@ def semantic_to_masks(sem_seg: Tensor, label_min: int, label_max: int
     labels = labels[(labels >= label_min) & (labels < label_max)].long()
     masks = sem_seg[None] == labels[:, None, None].to(sem_seg.dtype)
     return labels, masks
-
-
-def panoptic_targets(thing_labels: Tensor, thing_masks: Tensor,
-                     sem_seg: Optional[Tensor], num_things: int,
-                     num_classes: int) -> Tuple[Tensor, Tensor]:
-    """Things first, then one mask per stuff class present in ``sem_seg``
-    (values in [num_things, num_classes)); without ``sem_seg`` (instance
-    training) the things alone.
-
-    Args:
-        thing_labels: (T,) long; thing_masks: (T, H, W) bool.
-        sem_seg: (H, W) or None.
-
-    Returns:
-        labels (N,) long; masks (N, H, W) bool.
-    """
-    if sem_seg is None or num_things == num_classes:
-        return thing_labels.long(), thing_masks.bool()
-    stuff_labels, stuff_masks = semantic_to_masks(sem_seg, num_things, num_classes)
-    return (torch.cat([thing_labels.long(), stuff_labels.to(thing_labels.device)]),
-            torch.cat([thing_masks.bool(), stuff_masks.to(thing_masks.device)]))
