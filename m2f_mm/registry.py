@@ -18,6 +18,7 @@ from mmengine.registry import METRICS as MMENGINE_METRICS
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import TASK_UTILS as MMENGINE_TASK_UTILS
 from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
+from mmengine.registry import VISUALIZERS as MMENGINE_VISUALIZERS
 from mmengine.registry import Registry
 
 SCOPE = 'm2f_mm'
@@ -35,6 +36,9 @@ DATASETS = Registry(
     locations=['m2f_mm'])
 METRICS = Registry(
     'metric', parent=MMENGINE_METRICS, scope=SCOPE,
+    locations=['m2f_mm'])
+VISUALIZERS = Registry(
+    'visualizer', parent=MMENGINE_VISUALIZERS, scope=SCOPE,
     locations=['m2f_mm'])
 
 

@@ -73,7 +73,8 @@ def test_foreign_bare_names_still_resolve():
 
 def test_registries_are_children_of_mmengine_roots():
     import mmengine.registry as root
-    for name in ('MODELS', 'TASK_UTILS', 'TRANSFORMS', 'DATASETS', 'METRICS'):
+    for name in ('MODELS', 'TASK_UTILS', 'TRANSFORMS', 'DATASETS', 'METRICS',
+                 'VISUALIZERS'):
         ours = getattr(reg, name)
         assert ours.scope == 'm2f_mm'
         assert ours.parent is getattr(root, name)

@@ -29,7 +29,9 @@ def main(argv=None):
         if not osp.exists(path):
             sys.exit(f'demo.py: {what} {path} does not exist')
 
-    import m2f_mm  # noqa: F401  (compat fixes, m2f_mm scope)
+    import m2f_mm  # noqa: F401  (the m2f_mm scope)
+    from m2f_mm.patches import allow_runner_checkpoint_globals
+    allow_runner_checkpoint_globals()  # Runner checkpoints load on torch >= 2.6
     from mmengine.config import Config
     scope = Config.fromfile(args.config).get('default_scope', 'mmdet')
     if scope == 'mmseg':

@@ -69,8 +69,8 @@ def build_cfg(args) -> Config:
     if args.out is not None:
         if not args.out.endswith(('.pkl', '.pickle')):
             raise SystemExit(f'test.py: --out must be a .pkl file, got {args.out}')
-        dump = dict(type='DumpResults', out_file_path=args.out,
-                    _scope_='mmengine')
+        # mmengine's DumpResults, but a failed write leaves no partial file
+        dump = dict(type='m2f_mm.AtomicDumpResults', out_file_path=args.out)
         evaluators = cfg.test_evaluator
         cfg.test_evaluator = (list(evaluators) if isinstance(evaluators, (list, tuple))
                               else [evaluators]) + [dump]
@@ -79,7 +79,7 @@ def build_cfg(args) -> Config:
 
 def main(argv=None):
     args = parse_args(argv)
-    import m2f_mm  # noqa: F401  (compat fixes, m2f_mm scope)
+    import m2f_mm  # noqa: F401  (the m2f_mm scope)
     from m2f_mm.utils.runner import build_runner, run_or_exit
     runner = build_runner(build_cfg(args))
     return run_or_exit(runner.test, 'test.py')

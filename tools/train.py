@@ -63,7 +63,7 @@ def build_cfg(args) -> Config:
 
 def main(argv=None):
     args = parse_args(argv)
-    import m2f_mm  # noqa: F401  (compat fixes, m2f_mm scope)
+    import m2f_mm  # noqa: F401  (the m2f_mm scope)
     from m2f_mm.utils.runner import build_runner, run_or_exit
     runner = build_runner(build_cfg(args))
     run_or_exit(runner.train, 'train.py')

@@ -5,7 +5,7 @@ from typing import Optional
 
 from mmengine.config import Config
 
-from .compat import cpu_ddp_wrapper_cfg
+from ..patches import allow_runner_checkpoint_globals, setup_cpu_distributed
 
 
 def load_config(path: str, tool: str, cfg_options: Optional[dict] = None,
@@ -27,10 +27,13 @@ def load_config(path: str, tool: str, cfg_options: Optional[dict] = None,
 
 def build_runner(cfg: Config):
     """mmengine's Runner (or the config's ``runner_type``) in the config's
-    default scope; CPU-only machines get a DDP wrapper that takes CPU modules."""
+    default scope, with the fixes of :mod:`m2f_mm.patches` that our tools
+    apply: mmengine checkpoints load on torch ≥ 2.6, and distributed runs
+    start on CPU-only machines (gloo, CPU DDP)."""
     from mmengine.registry import RUNNERS, init_default_scope
     from mmengine.runner import Runner
-    cpu_ddp_wrapper_cfg(cfg)
+    allow_runner_checkpoint_globals()
+    setup_cpu_distributed(cfg)
     init_default_scope(cfg.get('default_scope', 'mmdet'))
     return RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
 

@@ -35,8 +35,10 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
     param_scheduler=dict(type='ParamSchedulerHook'),
+    # written atomically (m2f_mm/patches.py; custom_imports=['m2f_mm'])
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=interval,
-                    save_best='mIoU'),
+                    save_best='mIoU',
+                    backend_args=dict(backend='m2f_mm_atomic_local')),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='SegVisualizationHook'))
 
