@@ -98,10 +98,12 @@ def test_written_config_states_the_architecture(converted):
     """The config says what the checkpoint is: classes and their split,
     queries, widths, window and pretrain size, input normalisation."""
     arch = json.load(open(fixture('tiny_arch.json')))
-    cfg, _ = build_from_config(converted['swin_tiny'][1])
+    cfg, model = build_from_config(converted['swin_tiny'][1])
     head, bb = cfg.model.panoptic_head, cfg.model.backbone
     assert (head.num_things_classes, head.num_stuff_classes) == (3, 2)
-    assert cfg.model.panoptic_fusion_head.num_things_classes == 3
+    # counts stated once, in the head; the fusion head follows it
+    assert 'num_things_classes' not in cfg.model.panoptic_fusion_head
+    assert model.panoptic_fusion_head.num_things_classes == 3
     assert head.num_queries == arch['queries'] and head.feat_channels == arch['hidden']
     assert head.transformer_decoder == dict(num_layers=9, num_heads=4, ffn_dims=64)
     assert head.pixel_decoder.num_heads == 4 and head.pixel_decoder.ffn_dims == 64

@@ -139,19 +139,12 @@ def build_config(arch: Arch, dataset: str, num_things: Optional[int] = None,
         head.pop('class_weight', None)
     elif weights is not None:
         head.class_weight = [float(w) for w in weights]
+    # the head is the one place for class counts; the fusion head and
+    # BuildMaskTargets take them from it
     if spec['task'] == 'semantic':
         head.num_classes = arch.num_classes
     else:
         head.update(num_things_classes=things, num_stuff_classes=stuff)
-        model.panoptic_fusion_head.update(num_things_classes=things,
-                                          num_stuff_classes=stuff)
-        for step in cfg.train_dataloader.dataset.get('pipeline', []):
-            if step.get('type') == 'm2f_mm.BuildMaskTargets':
-                step.update(num_things_classes=things, num_stuff_classes=stuff)
-    if spec['task'] == 'semantic' and arch.num_classes != spec['classes']:
-        for step in cfg.train_dataloader.dataset.get('pipeline', []):
-            if step.get('type') == 'm2f_mm.BuildMaskTargets':
-                step.update(num_classes=arch.num_classes)
 
     names = arch.class_names
     if arch.num_classes == spec['classes']:
