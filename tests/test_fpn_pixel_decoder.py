@@ -13,7 +13,7 @@ from mmengine.registry import DefaultScope, init_default_scope
 from mmengine.runner import Runner
 
 from m2f_mm.models.pixel_decoders import FPNPixelDecoder, MSDeformAttnPixelDecoder
-from m2f_mm.registry import MODELS
+from m2f_mm.registry import MODELS, build
 from test_training import REPO, short_run_cfg, toy_data, train_losses  # noqa: F401
 
 R50_CHANNELS = [256, 512, 1024, 2048]
@@ -55,9 +55,10 @@ def test_same_interface_as_msdeformattn():
     chans, sizes = [16, 32, 64, 128], [(16, 24), (8, 12), (4, 6), (2, 3)]
     common = dict(in_channels=chans, strides=STRIDES, feat_channels=32,
                   out_channels=24, norm_cfg=dict(type='GN', num_groups=8))
-    fpn = MODELS.build(dict(type='FPNPixelDecoder', **common))
-    msda = MODELS.build(dict(type='MSDeformAttnPixelDecoder', num_layers=1,
-                             num_heads=4, ffn_dims=32, **common))
+    # as the head builds them: resolving in our scope whatever the default scope
+    fpn = build(dict(type='FPNPixelDecoder', **common), MODELS)
+    msda = build(dict(type='MSDeformAttnPixelDecoder', num_layers=1,
+                      num_heads=4, ffn_dims=32, **common), MODELS)
     feats = _feats(chans, sizes)
     a, pa = fpn(feats)
     b, pb = msda(feats)
