@@ -26,8 +26,9 @@ def test_plot_curves_reads_the_training_run(tmp_path):
     from plot_curves import find_scalars, main, read_scalars
     train = _write_scalars(tmp_path, '20260101_000000', [
         dict(loss=50.0, iter=10, step=10), dict(loss=20.0, iter=20, step=20),
+        # logged by epoch (0), as mmengine does by default
         {'coco_panoptic/PQ': 40.0, 'coco/segm_mAP': 0.3, 'sem_seg/mIoU': 60.0,
-         'coco/segm_mAP_l': -1.0, 'step': 20}])
+         'coco/segm_mAP_l': -1.0, 'step': 0}])
     # a later test run in the same work dir logs metrics but no loss
     _write_scalars(tmp_path, '20260101_000100', [{'coco_panoptic/PQ': 1.0, 'step': 0}])
     assert find_scalars(str(tmp_path)) == train

@@ -39,17 +39,26 @@ def find_scalars(work_dir: str) -> str:
 
 def read_scalars(path: str) -> Tuple[List[Tuple[int, float]], Dict[str, list]]:
     """Training loss as (iteration, loss) and each validation metric as
-    (iteration, value in percent)."""
+    (iteration, value in percent).
+
+    With ``LoggerHook(log_metric_by_epoch=False)`` validation rows carry the
+    iteration as ``step``; by default mmengine logs the epoch there (0
+    throughout an iteration-based run), and such a validation is placed at
+    the last logged training iteration before it.
+    """
     loss, val = [], {key: [] for key, _, _ in VAL_CURVES}
+    last_iter = None
     with open(path) as f:
         for line in f:
             row = json.loads(line)
-            step = row.get('iter', row.get('step'))
             if 'loss' in row:
-                loss.append((step, row['loss']))
+                last_iter = row.get('iter', row.get('step'))
+                loss.append((last_iter, row['loss']))
+            step = row.get('step', 0)
+            at = step if last_iter is None or step >= last_iter else last_iter
             for key, _, scale in VAL_CURVES:
                 if key in row and row[key] >= 0:  # -1: not computed
-                    val[key].append((row['step'], scale * row[key]))
+                    val[key].append((at, scale * row[key]))
     return loss, val
 
 

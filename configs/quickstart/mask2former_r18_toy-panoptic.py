@@ -171,7 +171,8 @@ val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 
 default_hooks = dict(
-    logger=dict(type='LoggerHook', interval=50),
+    # validation metrics logged at their iteration (tools/plot_curves.py)
+    logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=max_iters,
                     save_last=True, max_keep_ckpts=1))
 log_processor = dict(type='LogProcessor', window_size=50, by_epoch=False)
