@@ -14,7 +14,7 @@ train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
     dict(type='RandomFlip', prob=0.5),
-    dict(type='RandomResize', scale={{_base_.image_size}}, ratio_range=(0.5, 1.5),
+    dict(type='RandomResize', scale={{_base_.image_size}}, ratio_range=(0.8, 1.25),
          keep_ratio=True),
     dict(type='RandomCrop', crop_size={{_base_.image_size}}, crop_type='absolute',
          recompute_bbox=True, allow_negative_crop=True),
