@@ -12,6 +12,4 @@ num_classes = num_things_classes + num_stuff_classes
 model = dict(
     panoptic_head=dict(num_things_classes=num_things_classes,
                        num_stuff_classes=num_stuff_classes),
-    panoptic_fusion_head=dict(num_things_classes=num_things_classes,
-                              num_stuff_classes=num_stuff_classes),
     test_cfg=dict(panoptic_on=False))

@@ -25,9 +25,8 @@ No class or function of mmengine, MMDet or MMSeg is replaced.
 """
 import os
 import pickle
-import uuid
 from datetime import timedelta
-from typing import Callable, List
+from typing import List
 
 import numpy as np
 import torch
@@ -38,6 +37,7 @@ from mmengine.fileio.backends import LocalBackend
 from mmengine.logging import print_log
 
 from .registry import METRICS, VISUALIZERS
+from .utils.fileio import atomic_write
 
 NO_PATCHES_ENV = 'M2F_MM_NO_PATCHES'
 
@@ -98,28 +98,6 @@ def allow_runner_checkpoint_globals() -> None:
 # mmengine 0.10.7's LocalBackend.put/put_text open the target and write into it,
 # so a run killed or out of disk mid-save leaves a truncated ``iter_N.pth`` that
 # looks whole. This backend writes beside the target and renames over it.
-
-def atomic_write(filepath, write: Callable, mode: str = 'wb',
-                 encoding=None) -> None:
-    """Call ``write(f)`` on a new file next to ``filepath`` and rename it over
-    ``filepath`` once written and synced: on any error the old file (or none)
-    remains, and no partial file."""
-    filepath = os.fspath(filepath)
-    directory = os.path.dirname(os.path.abspath(filepath))
-    os.makedirs(directory, exist_ok=True)
-    tmp = os.path.join(directory, f'.{os.path.basename(filepath)}.'
-                                  f'{uuid.uuid4().hex[:8]}.part')
-    try:
-        with open(tmp, mode.replace('w', 'x'), encoding=encoding) as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, filepath)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
 
 @register_backend('m2f_mm_atomic_local', force=True)
 class AtomicLocalBackend(LocalBackend):

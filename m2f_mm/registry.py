@@ -16,6 +16,7 @@ from typing import Any, Optional
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
 from mmengine.registry import METRICS as MMENGINE_METRICS
 from mmengine.registry import MODELS as MMENGINE_MODELS
+from mmengine.registry import OPTIM_WRAPPERS as MMENGINE_OPTIM_WRAPPERS
 from mmengine.registry import TASK_UTILS as MMENGINE_TASK_UTILS
 from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
 from mmengine.registry import VISUALIZERS as MMENGINE_VISUALIZERS
@@ -36,6 +37,9 @@ DATASETS = Registry(
     locations=['m2f_mm'])
 METRICS = Registry(
     'metric', parent=MMENGINE_METRICS, scope=SCOPE,
+    locations=['m2f_mm'])
+OPTIM_WRAPPERS = Registry(
+    'optim wrapper', parent=MMENGINE_OPTIM_WRAPPERS, scope=SCOPE,
     locations=['m2f_mm'])
 VISUALIZERS = Registry(
     'visualizer', parent=MMENGINE_VISUALIZERS, scope=SCOPE,

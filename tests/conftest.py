@@ -15,3 +15,17 @@ def _quiet_mmengine_logger():
     from mmengine.logging import MMLogger
     MMLogger.get_current_instance().setLevel(logging.WARNING)
     yield
+
+
+@pytest.fixture(autouse=True)
+def _fresh_visualizer():
+    """mmengine keeps one visualizer per name per process and our configs
+    name theirs 'visualizer': without this, a Runner built by a later test
+    logs (scalars.json) into the work dir of an earlier test's Runner."""
+    yield
+    from mmengine.visualization import Visualizer
+    classes = [Visualizer]
+    while classes:
+        cls = classes.pop()
+        cls._instance_dict.pop('visualizer', None)
+        classes += cls.__subclasses__()

@@ -11,6 +11,10 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
+from m2f_mm.datasets.class_counts import apply_class_counts
+from m2f_mm.models.utils.targets import ClassCounts
+from m2f_mm.utils.errors import DataError
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = sorted(glob.glob(os.path.join(REPO, 'configs', '*.py')) +
                  glob.glob(os.path.join(REPO, 'configs', 'quickstart', '*.py')))
@@ -64,9 +68,9 @@ def test_image_id_without_file(toy, kind):
     ann = json.load(open(toy / f'annotations/{name}_train.json'))
     img = ann['images'][1]
     os.remove(toy / 'train' / img['file_name'])
-    with pytest.raises(FileNotFoundError) as e:
+    with pytest.raises(DataError) as e:
         _dataset(toy, kind)
-    assert f'image id {img["id"]} refers to' in str(e.value)
+    assert f'image id {img["id"]}, images[1].file_name: refers to ' in str(e.value)
     assert img['file_name'] in str(e.value) and _one_line(e)
 
 
@@ -78,7 +82,9 @@ def test_category_not_in_metainfo(toy):
     json.dump(ann, open(path, 'w'))
     with pytest.raises(ValueError) as e:
         _dataset(toy)
-    assert f'segment {seg["id"]} has category_id 99' in str(e.value) and _one_line(e)
+    assert (f'image id {ann["annotations"][0]["image_id"]}, annotations[0].segments_info[0] '
+            f'(segment id {seg["id"]}): category_id 99 is not among the file\'s '
+            'categories') in str(e.value) and _one_line(e)
 
 
 def test_instance_category_not_declared(toy):
@@ -86,9 +92,59 @@ def test_instance_category_not_declared(toy):
     ann = json.load(open(path))
     ann['annotations'][0]['category_id'] = 42
     json.dump(ann, open(path, 'w'))
-    with pytest.raises(ValueError, match='has category_id 42, which the file '
-                                         'does not declare'):
+    with pytest.raises(ValueError, match=r'image id \d+, annotations\[0\] \(annotation '
+                                         r'id \d+\): category_id 42 is not among '
+                                         "the file's categories"):
         _dataset(toy, 'instance')
+
+
+def _dataset_with_metainfo(root, classes, things=None):
+    from mmdet.registry import DATASETS
+    cfg = Config.fromfile(os.path.join(
+        REPO, 'configs/quickstart/mask2former_r18_toy-panoptic.py'))
+    ds = cfg.train_dataloader.dataset
+    ds.data_root = str(root) + '/'
+    ds.metainfo = dict(classes=classes, thing_classes=things or classes[:3],
+                       stuff_classes=classes[len(things or classes[:3]):])
+    init_default_scope('mmdet')
+    DATASETS.build(ds).full_init()
+
+
+def test_metainfo_class_missing_from_the_file(toy):
+    """MMDet would silently give the labels of the 5 matching categories."""
+    classes = ('circle', 'square', 'triangle', 'sky', 'grass', 'lava')
+    with pytest.raises(ValueError, match=r"panoptic_train.json: categories: metainfo "
+                                         r"classes \['lava'\] are not category names"):
+        _dataset_with_metainfo(toy, classes)
+
+
+def test_metainfo_order_differs_from_the_file(toy):
+    """MMDet's labels follow the file's order, whatever the metainfo says."""
+    classes = ('circle', 'square', 'triangle', 'water', 'grass', 'sky')
+    with pytest.raises(ValueError, match='list the metainfo classes in its order'):
+        _dataset_with_metainfo(toy, classes)
+
+
+def test_isthing_disagrees_with_the_metainfo(toy):
+    path = toy / 'annotations/panoptic_train.json'
+    ann = json.load(open(path))
+    ann['categories'][1]['isthing'] = 0  # square
+    json.dump(ann, open(path, 'w'))
+    with pytest.raises(ValueError, match=r"categories \['square'\] disagree with the "
+                                         'metainfo thing_classes'):
+        _dataset(toy)
+
+
+def test_panoptic_png_of_another_size(toy):
+    from PIL import Image
+    dataset = _dataset(toy)
+    info = dataset.get_data_info(0)
+    Image.open(info['seg_map_path']).resize((40, 64)).save(info['seg_map_path'])
+    with pytest.raises(ValueError) as e:
+        dataset[0]
+    assert str(e.value) == (f'{info["seg_map_path"]}: image id {info["img_id"]}, '
+                            'seg_map_path: the panoptic PNG is 64x40 but its image '
+                            'is 64x64')
 
 
 def test_corrupted_panoptic_png(toy):
@@ -98,7 +154,8 @@ def test_corrupted_panoptic_png(toy):
         f.write(b'\x89PNG\r\n\x1a\n' + b'garbage' * 10)
     with pytest.raises(ValueError) as e:
         dataset[0]
-    assert f'{seg_path}: cannot decode the panoptic annotation PNG' in str(e.value)
+    assert (f'{seg_path}: image id {dataset.get_data_info(0)["img_id"]}, seg_map_path: '
+            'cannot decode the panoptic annotation PNG') in str(e.value)
     assert _one_line(e)
 
 
@@ -119,6 +176,7 @@ def test_quickstart_dataloaders_build(toy):
     cfg.train_dataloader.update(num_workers=0, persistent_workers=False)
     init_default_scope('mmdet')
     loader = Runner.build_dataloader(cfg.train_dataloader)
+    apply_class_counts(loader.dataset, ClassCounts(3, 3))  # as m2f_mm's runner does
     batch = next(iter(loader))
     sample = batch['data_samples'][0]
     assert 'gt_segments' in sample and len(sample.gt_segments) > 0

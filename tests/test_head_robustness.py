@@ -128,5 +128,5 @@ def test_gt_masks_larger_than_padded_input_fail_clearly(model):
 def test_label_out_of_range_fails_clearly(model):
     s = make_sample(H, W, seed=8)
     s.gt_instances.labels[0] = 99
-    with pytest.raises(ValueError, match=r'synthetic_8.png: label 99 is outside \[0, 5\)'):
+    with pytest.raises(ValueError, match=r'^synthetic_8.png: gt_instances.labels: label 99 is outside \[0, 5\)'):
         model.loss(torch.randn(1, 3, H, W), [s])

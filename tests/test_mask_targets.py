@@ -63,7 +63,7 @@ def test_equals_mmseg_head_targets(ignore_all):
 def test_semantic_label_out_of_range_names_value_and_file():
     sample = SegDataSample(metainfo=dict(img_path='img_7.jpg'))
     sample.gt_sem_seg = PixelData(data=torch.full((1, 4, 4), 9))
-    with pytest.raises(ValueError, match=r'img_7.jpg: label 9 is outside \[0, 4\)'):
+    with pytest.raises(ValueError, match=r'^img_7.jpg: gt_sem_seg: label 9 is outside \[0, 4\)'):
         BuildMaskTargets(num_classes=4).transform(dict(data_samples=sample))
 
 

@@ -417,27 +417,6 @@ def test_postprocess_cases():
 
 
 # ------------------------------------------------------------ the tools
-@pytest.fixture
-def drop_new_visualizers():
-    """The inferencers behind demo.py and onnx_infer.py register their
-    visualizer under the config's name ('visualizer'), without a save_dir;
-    mmengine builds visualizers with ``get_instance``, so a Runner created
-    later in this process would get that one back and log no scalars
-    (tests/test_tools.py's train → test check). Forget the new ones."""
-    from mmengine.utils import ManagerMixin
-
-    def managed(cls):
-        for sub in cls.__subclasses__():
-            yield sub
-            yield from managed(sub)
-    before = {cls: set(cls._instance_dict) for cls in managed(ManagerMixin)}
-    yield
-    for cls in managed(ManagerMixin):
-        for name in set(cls._instance_dict) - before.get(cls, set()):
-            if 'visualizer' in cls.__name__.lower():
-                del cls._instance_dict[name]
-
-
 @pytest.fixture(scope='module')
 def quickstart_export(tmp_path_factory):
     """The quickstart model with random weights (sharpened) saved as a
@@ -463,8 +442,7 @@ def quickstart_export(tmp_path_factory):
     return config, ckpt, onnx_path, str(tmp / 'toy' / 'val')
 
 
-def test_onnx_infer_writes_what_demo_writes(quickstart_export, tmp_path,
-                                            drop_new_visualizers):
+def test_onnx_infer_writes_what_demo_writes(quickstart_export, tmp_path):
     """Same files, same predictions (JSON, panoptic PNG) and the same
     overlays. The overlays are compared with instance drawing off
     (``--score-thr 1``): MMDet's visualizer gives each drawn instance a
@@ -522,8 +500,7 @@ def test_export_tool_check_flag(quickstart_export, capsys):
     assert max(diffs) < 1e-4
 
 
-def test_onnx_infer_semantic_with_resize_writes_what_demo_writes(tmp_path,
-                                                               drop_new_visualizers):
+def test_onnx_infer_semantic_with_resize_writes_what_demo_writes(tmp_path):
     """An MMSeg config whose test pipeline resizes (ADE20K's, shrunk):
     the semantic scores are resized back to the original image in both,
     and the label PNGs and overlays match."""

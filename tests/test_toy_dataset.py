@@ -100,6 +100,19 @@ def test_noop_force_and_foreign_dir(tmp_path):
     assert (foreign / 'keep.txt').exists()
 
 
+def test_max_things(tmp_path):
+    root = str(tmp_path / 'one')
+    mtd.make_toy_dataset(root, **dict(SMALL, max_things=1))
+    with open(osp.join(root, 'annotations', 'instances_train.json')) as f:
+        ins = json.load(f)
+    assert len(ins['annotations']) == SMALL['num_train']  # one thing each
+    with open(osp.join(root, 'meta.json')) as f:
+        assert json.load(f)['args']['max_things'] == 1
+    assert not mtd.toy_dataset_is_current(root, **SMALL)  # other max_things
+    with pytest.raises(ValueError, match='max_things'):
+        mtd.make_toy_dataset(str(tmp_path / 'none'), **dict(SMALL, max_things=0))
+
+
 def test_cli(tmp_path, capsys):
     out = str(tmp_path / 'toy')
     argv = ['--out', out, '--num-train', '1', '--num-val', '1', '--size', '40']
@@ -153,7 +166,7 @@ def test_annotations_agree(toy_root, split):
         np.testing.assert_array_equal(sem, expected_sem)
         assert sem.max() <= 5
         n_stuff = len(segs) - len(thing_masks)
-        assert 1 <= len(thing_masks) <= 4 and 1 <= n_stuff <= 3
+        assert 1 <= len(thing_masks) <= mtd.MAX_THINGS and 1 <= n_stuff <= 3
         # instance json: one annotation per thing segment, same mask
         insts = ins_by_img[img['id']]
         assert len(insts) == len(thing_masks)

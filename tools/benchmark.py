@@ -295,7 +295,6 @@ def output_differences(ours, ref, inputs, samples) -> Dict[str, float]:
         return out
     finally:
         sys.path.pop(0)
-    head = ours.panoptic_head
     ours.train()
     ref.train()
     try:

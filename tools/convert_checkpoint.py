@@ -2,8 +2,20 @@
 
     python tools/convert_checkpoint.py mmdet SRC.pth DST.pth
     python tools/convert_checkpoint.py mmseg SRC.pth DST.pth
+    python tools/convert_checkpoint.py d2 model_final.pkl DST.pth --config-out DST.py
+    python tools/convert_checkpoint.py hf HF_DIR DST.pth --config-out DST.py
 
-SRC is a ``.pth`` holding ``state_dict`` (as MMDet/MMSeg save them) or a bare
+d2: a detectron2 model-zoo checkpoint of the paper (``.pkl``, read with an
+allow-list that admits only containers, numbers, strings and numpy arrays,
+or a detectron2 ``.pth``). hf: a ``save_pretrained`` folder of
+``Mask2FormerForUniversalSegmentation`` (``config.json`` + safetensors or
+``pytorch_model.bin``). For both, ``--config-out`` writes a config that
+builds the checkpoint's architecture (classes, queries, backbone widths,
+window size) on the dataset's config; ``--dataset`` picks that dataset when
+the class count does not (coco-panoptic, coco-instance, ade20k-semantic,
+cityscapes-semantic) and ``--num-things`` splits a panoptic model's classes.
+
+mmdet/mmseg: SRC is a ``.pth`` holding ``state_dict`` (as MMDet/MMSeg save them) or a bare
 state dict. ``--head-prefix decode_head.`` moves an MMDet model's head into
 an MMSeg EncoderDecoder's layout (and ``panoptic_head.`` the other way). DST holds ``state_dict`` (and SRC's ``meta``) and loads with
 ``tools/test.py --checkpoint`` / mmengine's ``load_checkpoint``.
@@ -11,13 +23,13 @@ an MMSeg EncoderDecoder's layout (and ``panoptic_head.`` the other way). DST hol
 import argparse
 import os
 import sys
-import tempfile
 
 import torch
 
 
 def convert_file(source: str, src: str, dst: str, head_prefix: str = None) -> int:
     from m2f_mm.converters import convert_mmdet_state_dict
+    from m2f_mm.converters.common import save_atomic
     from m2f_mm.patches import safe_checkpoint_context
     if source not in ('mmdet', 'mmseg'):
         raise ValueError(f'unknown source {source!r}: expected mmdet or mmseg')
@@ -36,35 +48,53 @@ def convert_file(source: str, src: str, dst: str, head_prefix: str = None) -> in
                          'with panoptic_head. or decode_head.)')
     out = dict(state_dict=convert_mmdet_state_dict(state, head_prefix=head_prefix),
                meta=dict(ckpt.get('meta', {}), converted_from=source))
-    # write next to DST, then rename: a failed run leaves no half-written file
-    dst_dir = os.path.dirname(os.path.abspath(dst))
-    os.makedirs(dst_dir, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix='.pth.part', dir=dst_dir)
-    os.close(fd)
-    try:
-        torch.save(out, tmp)
-        os.replace(tmp, dst)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    save_atomic(out, dst)  # a failed run leaves no half-written file
     return len(out['state_dict'])
+
+
+def convert_external(source: str, src: str, dst: str, config_out: str = None,
+                     dataset: str = None, num_things: int = None) -> dict:
+    """d2 / hf checkpoints; see :mod:`m2f_mm.converters`."""
+    if source == 'd2':
+        from m2f_mm.converters.d2 import convert_d2_checkpoint as convert
+    else:
+        from m2f_mm.converters.hf import convert_hf_checkpoint as convert
+    return convert(src, dst, config_out=config_out, dataset=dataset,
+                   num_things=num_things)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('source', choices=['mmdet', 'mmseg'])
+    parser.add_argument('source', choices=['mmdet', 'mmseg', 'd2', 'hf'])
     parser.add_argument('src')
     parser.add_argument('dst')
     parser.add_argument('--head-prefix', choices=['panoptic_head.', 'decode_head.'],
                         help='put the head under this prefix (decode_head. for an '
                         'MMSeg EncoderDecoder, panoptic_head. for MMDet)')
+    parser.add_argument('--config-out', help='d2/hf: write a config for the '
+                        'converted model here')
+    parser.add_argument('--dataset', help='d2/hf: coco-panoptic, coco-instance, '
+                        'ade20k-semantic or cityscapes-semantic (default: from '
+                        'the class count)')
+    parser.add_argument('--num-things', type=int,
+                        help='d2/hf panoptic: how many of the classes (the first '
+                        'ones) are things')
     args = parser.parse_args(argv)
+    external = args.source in ('d2', 'hf')
+    if not external and (args.config_out or args.dataset or args.num_things is not None):
+        parser.error('--config-out, --dataset and --num-things are for d2 and hf')
     try:
-        n = convert_file(args.source, args.src, args.dst, args.head_prefix)
+        if external:
+            summary = convert_external(args.source, args.src, args.dst, args.config_out,
+                                       args.dataset, args.num_things)
+            n = summary['num_keys']
+        else:
+            n = convert_file(args.source, args.src, args.dst, args.head_prefix)
     except (ValueError, FileNotFoundError) as e:
         sys.exit(f'convert_checkpoint: {e}')
-    print(f'converted {n} tensors from {args.src} ({args.source}) to {args.dst}')
+    print(f'converted {n} tensors from {args.src} ({args.source}) to {args.dst}'
+          + (f'; config: {args.config_out}' if external and args.config_out else ''))
 
 
 if __name__ == '__main__':

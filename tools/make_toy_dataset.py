@@ -1,7 +1,8 @@
 """Generate the seeded "toy shapes" dataset used by the quickstart.
 
 Every image (``size x size`` RGB) is tiled by 2-3 textured stuff regions
-(sky / grass / water, split by wavy boundaries) with 1-4 thing objects
+(sky / grass / water, split by wavy boundaries) with 1 to ``max_things``
+thing objects
 (circle / square / triangle) painted on top; later objects occlude earlier
 ones, and a placement that would leave any object with fewer than
 ``MIN_AREA`` visible pixels is rejected. Class order and metainfo live in
@@ -36,6 +37,8 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 
 GENERATOR_VERSION = 1
+# the quickstart's dataset (configs/quickstart/*.py read data/toy)
+NUM_TRAIN, NUM_VAL, SIZE, MAX_THINGS = 600, 48, 128, 6
 MIN_AREA = 20  # minimum visible pixels of a thing
 THING_SIZE = (12, 45)  # object extent in pixels (clipped to size / 2)
 
@@ -138,16 +141,17 @@ def _shape_mask(cls: int, cx: float, cy: float, s: float, theta: float,
     return inside
 
 
-def _place_things(size: int, rng: np.random.Generator
+def _place_things(size: int, max_things: int, rng: np.random.Generator
                   ) -> Tuple[np.ndarray, List[int]]:
-    """Place 1-4 things; reject placements that hide any thing too much.
+    """Place 1 to ``max_things`` things; reject placements that hide any
+    thing too much.
 
     Returns:
         inst: (H, W) int64 map, index into ``classes`` or -1 for background.
         classes: thing class (0..NUM_THINGS-1) of each placed object.
     """
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5
-    target = int(rng.integers(1, 5))
+    target = int(rng.integers(1, max_things + 1))
     inst = np.full((size, size), -1, np.int64)
     classes: List[int] = []
     lo, hi = THING_SIZE[0], max(THING_SIZE[0], min(THING_SIZE[1], size / 2))
@@ -167,7 +171,7 @@ def _place_things(size: int, rng: np.random.Generator
     return inst, classes
 
 
-def _render(size: int, rng: np.random.Generator):
+def _render(size: int, max_things: int, rng: np.random.Generator):
     """Render one image with its annotations.
 
     Returns:
@@ -182,7 +186,7 @@ def _render(size: int, rng: np.random.Generator):
     for k in range(NUM_STUFF):
         tex = _stuff_texture(k, yy, xx, rng)
         img = np.where((stuff == k)[..., None], tex, img)
-    inst, classes = _place_things(size, rng)
+    inst, classes = _place_things(size, max_things, rng)
     for i in range(len(classes)):
         m = inst == i
         under = img[m].mean(0)
@@ -216,7 +220,7 @@ def _save_png(arr: np.ndarray, path: str) -> None:
 
 
 def _write_split(root: str, split: int, name: str, num: int, size: int,
-                 seed: int) -> None:
+                 seed: int, max_things: int) -> None:
     """Render ``num`` images of one split and write all of their files."""
     for sub in (name, f'semantic/{name}', f'annotations/panoptic_{name}'):
         os.makedirs(osp.join(root, sub), exist_ok=True)
@@ -224,7 +228,7 @@ def _write_split(root: str, split: int, name: str, num: int, size: int,
     for idx in range(num):
         # per-image stream: an image does not depend on the split sizes
         rng = np.random.default_rng([seed, split, idx])
-        img, stuff, inst, classes = _render(size, rng)
+        img, stuff, inst, classes = _render(size, max_things, rng)
         img_id, file_name = idx + 1, f'{idx + 1:06d}.png'
         images.append(dict(id=img_id, file_name=file_name, height=size,
                            width=size))
@@ -278,32 +282,34 @@ def _write_split(root: str, split: int, name: str, num: int, size: int,
 # --------------------------------------------------------------------------
 # entry points
 # --------------------------------------------------------------------------
-def _stamp(num_train: int, num_val: int, size: int, seed: int) -> Dict:
+def _stamp(num_train: int, num_val: int, size: int, seed: int,
+           max_things: int) -> Dict:
     return dict(generator='m2f_mm toy shapes', version=GENERATOR_VERSION,
                 args=dict(num_train=num_train, num_val=num_val, size=size,
-                          seed=seed),
+                          seed=seed, max_things=max_things),
                 classes=list(_TOY.TOY_CLASSES))
 
 
-def toy_dataset_is_current(out_dir: str = 'data/toy', num_train: int = 48,
-                           num_val: int = 16, size: int = 128,
-                           seed: int = 0) -> bool:
+def toy_dataset_is_current(out_dir: str = 'data/toy',
+                           num_train: int = NUM_TRAIN, num_val: int = NUM_VAL,
+                           size: int = SIZE, seed: int = 0,
+                           max_things: int = MAX_THINGS) -> bool:
     """Whether ``out_dir`` holds a complete dataset made with these args."""
     try:
         with open(osp.join(out_dir, 'meta.json')) as f:
             meta = json.load(f)
     except (OSError, ValueError):
         return False
-    if meta != _stamp(num_train, num_val, size, seed):
+    if meta != _stamp(num_train, num_val, size, seed, max_things):
         return False
     return all(
         len(os.listdir(osp.join(out_dir, name))) == num
         for name, num in (('train', num_train), ('val', num_val)))
 
 
-def make_toy_dataset(out_dir: str = 'data/toy', num_train: int = 48,
-                     num_val: int = 16, size: int = 128, seed: int = 0,
-                     force: bool = False) -> str:
+def make_toy_dataset(out_dir: str = 'data/toy', num_train: int = NUM_TRAIN,
+                     num_val: int = NUM_VAL, size: int = SIZE, seed: int = 0,
+                     max_things: int = MAX_THINGS, force: bool = False) -> str:
     """Generate the toy dataset under ``out_dir`` (atomically) and return it.
 
     A no-op when ``out_dir`` already holds a dataset made with the same
@@ -315,14 +321,17 @@ def make_toy_dataset(out_dir: str = 'data/toy', num_train: int = 48,
         num_train, num_val: number of images per split.
         size: image height = width in pixels.
         seed: seed; equal arguments give byte-identical files.
+        max_things: most things per image (each image draws 1 to this).
         force: regenerate even if up to date.
     Returns:
         ``out_dir``.
     """
     if size < 32:
         raise ValueError(f'size must be >= 32, got {size}')
+    if max_things < 1:
+        raise ValueError(f'max_things must be >= 1, got {max_things}')
     if not force and toy_dataset_is_current(out_dir, num_train, num_val,
-                                            size, seed):
+                                            size, seed, max_things):
         return out_dir
     if (osp.exists(out_dir) and os.listdir(out_dir) and not force
             and not osp.isfile(osp.join(out_dir, 'meta.json'))):
@@ -334,10 +343,11 @@ def make_toy_dataset(out_dir: str = 'data/toy', num_train: int = 48,
     tmp = tempfile.mkdtemp(prefix=f'.{base}.tmp-', dir=parent)
     old = None
     try:
-        _write_split(tmp, 0, 'train', num_train, size, seed)
-        _write_split(tmp, 1, 'val', num_val, size, seed)
+        _write_split(tmp, 0, 'train', num_train, size, seed, max_things)
+        _write_split(tmp, 1, 'val', num_val, size, seed, max_things)
         with open(osp.join(tmp, 'meta.json'), 'w') as f:
-            json.dump(_stamp(num_train, num_val, size, seed), f, indent=1)
+            json.dump(_stamp(num_train, num_val, size, seed, max_things), f,
+                      indent=1)
         os.chmod(tmp, 0o755)  # mkdtemp makes it 0700
         if osp.exists(out_dir):  # move the old one aside, then swap in
             old = tempfile.mkdtemp(prefix=f'.{base}.old-', dir=parent)
@@ -357,15 +367,17 @@ def make_toy_dataset(out_dir: str = 'data/toy', num_train: int = 48,
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--out', default='data/toy')
-    parser.add_argument('--num-train', type=int, default=48)
-    parser.add_argument('--num-val', type=int, default=16)
-    parser.add_argument('--size', type=int, default=128)
+    parser.add_argument('--num-train', type=int, default=NUM_TRAIN)
+    parser.add_argument('--num-val', type=int, default=NUM_VAL)
+    parser.add_argument('--size', type=int, default=SIZE)
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--max-things', type=int, default=MAX_THINGS,
+                        help='most things per image')
     parser.add_argument('--force', action='store_true',
                         help='regenerate even if the dataset is up to date')
     a = parser.parse_args(argv)
     args = dict(num_train=a.num_train, num_val=a.num_val, size=a.size,
-                seed=a.seed)
+                seed=a.seed, max_things=a.max_things)
     current = not a.force and toy_dataset_is_current(a.out, **args)
     make_toy_dataset(a.out, force=a.force, **args)
     what = f'{a.num_train} train + {a.num_val} val {a.size}x{a.size} ' \

@@ -25,6 +25,9 @@ def parse_args(argv=None):
                         '(needs tta_model and tta_pipeline in the config)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings')
+    parser.add_argument('--debug', action='store_true',
+                        help='full tracebacks for data errors (also '
+                        'M2F_MM_DEBUG=1)')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
@@ -81,8 +84,8 @@ def main(argv=None):
     args = parse_args(argv)
     import m2f_mm  # noqa: F401  (the m2f_mm scope)
     from m2f_mm.utils.runner import build_runner, run_or_exit
-    runner = build_runner(build_cfg(args))
-    return run_or_exit(runner.test, 'test.py')
+    cfg = build_cfg(args)
+    return run_or_exit(lambda: build_runner(cfg).test(), 'test.py', args.debug)
 
 
 if __name__ == '__main__':

@@ -2,6 +2,8 @@
 
     python tools/train.py configs/mask2former_r50_coco-panoptic.py
     python tools/train.py CONFIG --work-dir work_dirs/x --amp --resume
+    python tools/train.py CONFIG --amp            # bf16 autocast on CPU, fp16 on CUDA
+    python tools/train.py CONFIG --debug          # tracebacks of data errors
     bash tools/dist_train.sh CONFIG 8            # torchrun, one process per GPU
 """
 import argparse
@@ -17,7 +19,13 @@ def parse_args(argv=None):
     parser.add_argument('--work-dir', help='where to save logs and checkpoints '
                         '(default: ./work_dirs/<config name>)')
     parser.add_argument('--amp', action='store_true',
-                        help='automatic mixed precision training')
+                        help='automatic mixed precision training: bfloat16 '
+                        'autocast on CPU, float16 with loss scaling on CUDA')
+    parser.add_argument('--amp-dtype', choices=['float16', 'bfloat16'],
+                        help='autocast dtype with --amp (CPU: bfloat16 only)')
+    parser.add_argument('--debug', action='store_true',
+                        help='full tracebacks for data errors (also '
+                        'M2F_MM_DEBUG=1)')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the lr by the actual batch size')
     parser.add_argument('--resume', nargs='?', type=str, const='auto',
@@ -39,12 +47,19 @@ def build_cfg(args) -> Config:
     from m2f_mm.utils.runner import load_config
     cfg = load_config(args.config, 'train.py', args.cfg_options, args.work_dir,
                       args.launcher)
-    if args.amp:
-        if cfg.optim_wrapper.get('type', 'OptimWrapper') == 'AmpOptimWrapper':
-            print('AMP is already enabled in the config')
-        else:
-            cfg.optim_wrapper.type = 'AmpOptimWrapper'
-            cfg.optim_wrapper.loss_scale = 'dynamic'
+    if args.amp_dtype and not args.amp:
+        raise SystemExit('train.py: --amp-dtype needs --amp')
+    wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
+    if args.amp or wrapper in ('AmpOptimWrapper', 'mmengine.AmpOptimWrapper'):
+        # mmengine's AmpOptimWrapper refuses the CPU: autocast there in bf16
+        from mmengine.device import get_device
+
+        from m2f_mm.engine import amp_optim_wrapper_cfg
+        try:
+            cfg.optim_wrapper = amp_optim_wrapper_cfg(
+                cfg.optim_wrapper, get_device(), args.amp_dtype)
+        except ValueError as e:
+            raise SystemExit(f'train.py: {e}')
     if args.auto_scale_lr:
         if 'auto_scale_lr' not in cfg or 'base_batch_size' not in cfg.auto_scale_lr:
             raise SystemExit('train.py: --auto-scale-lr needs auto_scale_lr.'
@@ -65,8 +80,8 @@ def main(argv=None):
     args = parse_args(argv)
     import m2f_mm  # noqa: F401  (the m2f_mm scope)
     from m2f_mm.utils.runner import build_runner, run_or_exit
-    runner = build_runner(build_cfg(args))
-    run_or_exit(runner.train, 'train.py')
+    cfg = build_cfg(args)
+    run_or_exit(lambda: build_runner(cfg).train(), 'train.py', args.debug)
 
 
 if __name__ == '__main__':

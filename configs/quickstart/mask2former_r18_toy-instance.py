@@ -8,21 +8,18 @@ metainfo = dict(classes=('circle', 'square', 'triangle'),
                 palette=[(220, 20, 60), (255, 165, 0), (148, 0, 211)])
 model = dict(
     panoptic_head=dict(num_things_classes=num_things_classes, num_stuff_classes=0),
-    panoptic_fusion_head=dict(num_things_classes=num_things_classes,
-                              num_stuff_classes=0),
     test_cfg=dict(panoptic_on=False, semantic_on=False, instance_on=True))
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
     dict(type='RandomFlip', prob=0.5),
-    dict(type='RandomResize', scale={{_base_.image_size}}, ratio_range=(0.5, 1.5),
+    dict(type='RandomResize', scale={{_base_.image_size}}, ratio_range=(0.8, 1.25),
          keep_ratio=True),
     dict(type='RandomCrop', crop_size={{_base_.image_size}}, crop_type='absolute',
          recompute_bbox=True, allow_negative_crop=True),
     dict(type='PackDetInputs'),
-    dict(type='m2f_mm.BuildMaskTargets', num_things_classes=num_things_classes,
-         num_stuff_classes=0),
+    dict(type='m2f_mm.BuildMaskTargets'),
 ]
 test_pipeline = [
     dict(type='LoadImageFromFile'),

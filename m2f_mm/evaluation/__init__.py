@@ -1,3 +1,4 @@
+from .panoptic_metric import CocoPanopticMetric
 from .semseg_metric import SemSegIoUMetric
 
-__all__ = ['SemSegIoUMetric']
+__all__ = ['CocoPanopticMetric', 'SemSegIoUMetric']

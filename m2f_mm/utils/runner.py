@@ -4,8 +4,12 @@ import os.path as osp
 from typing import Optional
 
 from mmengine.config import Config
+from mmengine.runner import Runner
 
+from m2f_mm.datasets.class_counts import apply_class_counts, head_counts
+from m2f_mm.datasets.pipeline_errors import name_pipeline_errors
 from ..patches import allow_runner_checkpoint_globals, setup_cpu_distributed
+from .errors import DataError, NonFiniteError, debug_enabled, one_line
 
 
 def load_config(path: str, tool: str, cfg_options: Optional[dict] = None,
@@ -25,25 +29,50 @@ def load_config(path: str, tool: str, cfg_options: Optional[dict] = None,
     return cfg
 
 
+class M2FRunner(Runner):
+    """mmengine's Runner that prepares every dataset it builds for the model:
+    the datasets' pipelines name the file, image and step of an error
+    (:func:`~m2f_mm.datasets.pipeline_errors.name_pipeline_errors`), and
+    their metainfo and ``BuildMaskTargets`` follow the head's class counts
+    (:func:`~m2f_mm.datasets.class_counts.apply_class_counts`)."""
+
+    def build_dataloader(self, *args, **kwargs):  # called on the instance
+        loader = Runner.build_dataloader(*args, **kwargs)
+        name_pipeline_errors(loader.dataset)
+        found = head_counts(self.model)
+        if found is not None:
+            apply_class_counts(loader.dataset, *found)
+        return loader
+
+
 def build_runner(cfg: Config):
-    """mmengine's Runner (or the config's ``runner_type``) in the config's
+    """:class:`M2FRunner` (or the config's ``runner_type``) in the config's
     default scope, with the fixes of :mod:`m2f_mm.patches` that our tools
     apply: mmengine checkpoints load on torch ≥ 2.6, and distributed runs
     start on CPU-only machines (gloo, CPU DDP)."""
     from mmengine.registry import RUNNERS, init_default_scope
-    from mmengine.runner import Runner
     allow_runner_checkpoint_globals()
     setup_cpu_distributed(cfg)
     init_default_scope(cfg.get('default_scope', 'mmdet'))
-    return RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
+    if 'runner_type' in cfg:
+        return RUNNERS.build(cfg)
+    return M2FRunner.from_cfg(cfg)
 
 
-def run_or_exit(step, tool: str):
-    """Run ``runner.train``/``runner.test``; a missing dataset file ends the
-    tool with one line naming it instead of a traceback."""
+def run_or_exit(step, tool: str, debug: bool = False):
+    """Run ``step`` (e.g. ``runner.train``). An error in the data (a missing
+    file, a :class:`~m2f_mm.utils.errors.DataError` from a dataset or a
+    pipeline, also from a DataLoader worker) or a non-finite prediction
+    (:class:`~m2f_mm.utils.errors.NonFiniteError`) ends the tool with one
+    line naming the file, image and field (or iteration) instead of a
+    traceback; ``debug`` (or ``M2F_MM_DEBUG=1``) keeps the traceback."""
     try:
         return step()
-    except FileNotFoundError as e:
-        hint = '' if 'README' in str(e) else \
-            "; see the README's 'Datasets' section for how to get the data"
-        raise SystemExit(f'{tool}: {e}{hint}')
+    except (DataError, NonFiniteError, FileNotFoundError) as e:
+        if debug_enabled(debug):
+            raise
+        msg = one_line(e)
+        if isinstance(e, FileNotFoundError) and 'README' not in msg:
+            msg += "; see the README's 'Datasets' section for how to get the data"
+        raise SystemExit(f'{tool}: {msg} (traceback: --debug or '
+                         'M2F_MM_DEBUG=1)')

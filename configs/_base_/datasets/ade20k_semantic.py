@@ -18,7 +18,7 @@ train_pipeline = [
     dict(type='RandomFlip', prob=0.5),
     dict(type='PhotoMetricDistortion'),
     dict(type='PackSegInputs'),
-    dict(type='m2f_mm.BuildMaskTargets', num_classes=150, ignore_index=255),
+    dict(type='m2f_mm.BuildMaskTargets', ignore_index=255),  # head's counts
 ]
 test_pipeline = [
     dict(type='LoadImageFromFile'),

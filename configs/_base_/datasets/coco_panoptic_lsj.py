@@ -19,8 +19,7 @@ lsj_transforms = [
     dict(type='RandomCrop', crop_size=image_size, crop_type='absolute',
          recompute_bbox=True, allow_negative_crop=True),
 ]
-mask_targets = dict(type='m2f_mm.BuildMaskTargets', num_things_classes=80,
-                    num_stuff_classes=53, min_area=1)
+mask_targets = dict(type='m2f_mm.BuildMaskTargets', min_area=1)  # head's counts
 
 train_pipeline = [
     dict(type='LoadImageFromFile', to_float32=True, backend_args=backend_args),

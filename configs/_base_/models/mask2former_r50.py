@@ -57,10 +57,9 @@ model = dict(
         transformer_decoder=dict(num_layers=9, num_heads=8, ffn_dims=2048),
         loss_weights=dict(cls=2.0, mask=5.0, dice=5.0),
         no_object_weight=0.1),
-    panoptic_fusion_head=dict(
-        type='m2f_mm.Mask2FormerFusionHead',
-        num_things_classes=num_things_classes,
-        num_stuff_classes=num_stuff_classes),
+    # the fusion head, BuildMaskTargets and the dataset's metainfo follow
+    # the head's class counts
+    panoptic_fusion_head=dict(type='m2f_mm.Mask2FormerFusionHead'),
     train_cfg=dict(
         num_points=num_points,
         oversample_ratio=3.0,

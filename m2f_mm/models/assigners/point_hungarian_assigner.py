@@ -7,6 +7,7 @@ from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 
 from m2f_mm.registry import TASK_UTILS
+from m2f_mm.utils.errors import NonFiniteError
 from ..utils.point_sample import point_sample
 from .match_costs import class_cost, dice_cost, sigmoid_bce_cost
 
@@ -53,11 +54,12 @@ class PointHungarianAssigner:
         return cost
 
     def assign(self, cls_logits: Tensor, point_logits: Tensor,
-               gt_labels: Tensor, gt_masks: Tensor, points: Tensor
-               ) -> List[Tuple[Tensor, Tensor]]:
+               gt_labels: Tensor, gt_masks: Tensor, points: Tensor,
+               where: str = 'an image') -> List[Tuple[Tensor, Tensor]]:
         """Match every prediction set of one image (arguments as in
         :meth:`cost_matrices`; ``point_logits`` is not read when the image
-        has no targets).
+        has no targets; ``where`` names the image in errors). A cost with
+        NaN or inf is a one-line NonFiniteError.
 
         Returns:
             One (query_indices, gt_indices) pair of long tensors per set,
@@ -72,8 +74,9 @@ class PointHungarianAssigner:
                                   points)
         cost = cost.float().cpu().numpy()
         if not np.isfinite(cost).all():
-            raise ValueError('PointHungarianAssigner: the matching cost has '
-                             'NaN or inf (are the predictions finite?)')
+            sets = np.nonzero(~np.isfinite(cost).reshape(s, -1).all(1))[0].tolist()
+            raise NonFiniteError(f'{where}: the matching cost of decoder set(s) '
+                                 f'{sets} has NaN or inf')
         out = []
         for c in cost:
             rows, cols = linear_sum_assignment(c)

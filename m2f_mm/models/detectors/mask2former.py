@@ -1,5 +1,6 @@
-"""MMDetection's ``Mask2Former`` detector, able to return semantic results
-and running its convolutions channels-last on CPU.
+"""MMDetection's ``Mask2Former`` detector, able to return semantic results,
+giving the head's class counts to the fusion head and running its
+convolutions channels-last on CPU.
 
 The architecture is MMDet's own. Two changes: the fusion head's
 ``sem_results`` go to ``pred_sem_seg`` instead of failing MMDet's assert, so
@@ -25,6 +26,10 @@ class Mask2Former(MMDetMask2Former):
     def __init__(self, *args, channels_last: Optional[bool] = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.channels_last = channels_last
+        # class counts are declared in the head; the fusion head follows
+        fusion, head = self.panoptic_fusion_head, self.panoptic_head
+        if hasattr(fusion, 'configure') and hasattr(head, 'counts'):
+            fusion.configure(head.counts, 'the panoptic_head')
 
     def extract_feat(self, batch_inputs: Tensor):
         use = self.channels_last

@@ -11,6 +11,8 @@ from mmengine.structures import InstanceData, PixelData
 from torch import Tensor
 
 from m2f_mm.registry import MODELS
+from m2f_mm.utils.errors import DataError
+from ..utils.targets import ClassCounts, resolve_class_counts
 
 def semantic_inference(cls_logits: Tensor, mask_logits: Tensor) -> Tensor:
     """Per-class scores: Σ_q softmax(class)[q, k] · sigmoid(mask)[q].
@@ -120,15 +122,49 @@ class Mask2FormerFusionHead(BaseModule):
     ``test_cfg``: ``panoptic_on`` (True), ``instance_on`` (False),
     ``semantic_on`` (False), ``object_mask_thr`` (0.8), ``iou_thr`` (0.8),
     ``max_per_image`` (100), ``filter_low_score`` (False).
+
+    The class counts are the head's: ``m2f_mm.Mask2Former`` gives them to
+    this head (:meth:`configure`). Counts given here must equal the head's.
     """
 
-    def __init__(self, num_things_classes: int = 80, num_stuff_classes: int = 53,
+    def __init__(self, num_things_classes: Optional[int] = None,
+                 num_stuff_classes: Optional[int] = None,
                  test_cfg: Optional[Dict] = None, init_cfg=None, **kwargs) -> None:
         super().__init__(init_cfg=init_cfg)
-        self.num_things_classes = num_things_classes
-        self.num_stuff_classes = num_stuff_classes
-        self.num_classes = num_things_classes + num_stuff_classes
+        self.counts: Optional[ClassCounts] = None
+        if num_things_classes is not None or num_stuff_classes is not None:
+            self.counts = resolve_class_counts(num_things_classes, num_stuff_classes,
+                                               owner='Mask2FormerFusionHead')
         self.test_cfg = dict(test_cfg or {})
+
+    def configure(self, counts: ClassCounts, owner: str = 'the head') -> None:
+        """Take the head's class counts; counts given in the config must be
+        the same (a one-line error naming both otherwise)."""
+        counts = ClassCounts(*counts)
+        if self.counts is not None and self.counts != counts:
+            raise DataError(f'Mask2FormerFusionHead has {self.counts} but {owner} '
+                            f'has {counts}; declare the counts in the head only',
+                            kind='class mismatch')
+        self.counts = counts
+
+    @property
+    def num_things_classes(self) -> int:
+        return self._counts().things
+
+    @property
+    def num_stuff_classes(self) -> int:
+        return self._counts().stuff
+
+    @property
+    def num_classes(self) -> int:
+        return self._counts().total
+
+    def _counts(self) -> ClassCounts:
+        if self.counts is None:
+            raise ValueError('Mask2FormerFusionHead: no class counts; use it in '
+                             'm2f_mm.Mask2Former (which gives it the head\'s) or '
+                             'give num_things_classes and num_stuff_classes')
+        return self.counts
 
     def loss(self, *args, **kwargs) -> dict:
         return dict()  # nothing to train

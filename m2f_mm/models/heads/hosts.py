@@ -7,12 +7,14 @@ MMDetection's ``Mask2Former`` calls ``loss(x, batch_data_samples)`` and
 ``loss(x, batch_data_samples, train_cfg)`` and
 ``predict(x, batch_img_metas, test_cfg)``.
 """
+import math
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from m2f_mm.utils.errors import DataError, data_error, image_of
 from ..utils.targets import ClassCounts, mask_targets
 from .fusion import semantic_inference
 
@@ -50,15 +52,23 @@ def _targets_of(sample, pad_shape: Tuple[int, int], counts: ClassCounts,
                 ignore_index: int) -> Tuple[Tensor, Tensor]:
     meta = sample.metainfo
     where = meta.get('img_path', '<unknown image>')
+    image = image_of(meta)
     if 'gt_segments' in sample:
         where = meta.get('seg_map_path') or where
+        built_with = sample.gt_segments.metainfo.get('class_counts')
+        if built_with is not None and tuple(built_with) != tuple(counts):
+            raise data_error(where, f'its targets were built for '
+                             f'{ClassCounts(*built_with)} (BuildMaskTargets) but the '
+                             f'head has {counts}; declare the counts in the head only',
+                             image, 'gt_segments', kind='class mismatch')
         labels = sample.gt_segments.labels
         masks = _as_mask_tensor(sample.gt_segments.masks, labels.device)
         _check_seg_size(meta, masks.shape[-2:], where, padded=False)
         bad = (labels < 0) | (labels >= counts.total)
         if bad.any():
-            raise ValueError(f'{where}: label {int(labels[bad][0])} is outside '
-                             f'[0, {counts.total}) (num_classes={counts.total})')
+            raise data_error(where, f'label {int(labels[bad][0])} is outside '
+                             f'[0, {counts.total}) (num_classes={counts.total})',
+                             image, 'gt_segments.labels', kind='label out of range')
     elif 'gt_instances' in sample:
         labels = sample.gt_instances.labels
         masks = _pad_to(_as_mask_tensor(sample.gt_instances.masks, labels.device),
@@ -68,16 +78,17 @@ def _targets_of(sample, pad_shape: Tuple[int, int], counts: ClassCounts,
             sem = _pad_to(sample.gt_sem_seg.sem_seg, pad_shape, where,
                           fill=ignore_index)[0]
         labels, masks = mask_targets(labels, masks, sem, counts, ignore_index,
-                                     where=where)
+                                     where=where, image=image)
     elif 'gt_sem_seg' in sample:
         where = meta.get('seg_map_path') or where
         sem = sample.gt_sem_seg.data[0]
         _check_seg_size(meta, sem.shape[-2:], where, padded=True)
         labels, masks = mask_targets(None, None, sem, counts, ignore_index,
-                                     where=where)
+                                     where=where, image=image)
     else:
-        raise ValueError(f'{where}: the data sample has no gt_segments, '
-                         'gt_instances or gt_sem_seg to train on')
+        raise data_error(where, 'the data sample has no gt_segments, '
+                         'gt_instances or gt_sem_seg to train on', image,
+                         kind='pipeline error')
     return labels.long(), _pad_to(masks.bool(), pad_shape, where)
 
 
@@ -109,8 +120,8 @@ def _check_seg_size(meta: dict, size: Sequence[int], where: str,
     if (h, w) != (ih, iw):
         image = meta.get('img_path')
         image = f'its image {image}' if image else 'its image'
-        raise ValueError(f'{where}: the label map is {h}x{w} but {image} is '
-                         f'{ih}x{iw}')
+        raise DataError(f'{where}: the label map is {h}x{w} but {image} is '
+                        f'{ih}x{iw}', kind='size mismatch')
 
 
 def _as_mask_tensor(masks, device) -> Tensor:
@@ -136,21 +147,55 @@ def _pad_to(masks: Tensor, shape: Tuple[int, int], where: str, fill: int = 0
 
 
 # -------------------------------------------------------------- predictions
+def upsample_valid(mask_logits: Tensor, valid_shapes: Sequence[Sequence[int]],
+                   size: Sequence[int]) -> Tensor:
+    """Mask logits of a padded batch (B, Q, h, w) resized to the padded input
+    ``size`` (B, Q, H, W), each image from its own valid region only.
+
+    Image i covers ``valid_shapes[i]`` (its ``img_shape``) at the top left
+    of the input; the low-resolution rows and columns that hold any of it
+    are resized by the input's stride and the rest stays 0. Resizing the
+    whole padded map would blend the padding's logits into the image's
+    border pixels, so an image's results would change with the batch it is
+    padded into. Without padding beyond the image this is the plain resize.
+    """
+    b, q, h, w = mask_logits.shape
+    out_h, out_w = int(size[0]), int(size[1])
+    sy, sx = out_h / h, out_w / w
+    cells = [(min(h, math.ceil(int(vh) / sy)), min(w, math.ceil(int(vw) / sx)))
+             for vh, vw in (tuple(v)[:2] for v in valid_shapes)]
+    if all(c == (h, w) for c in cells):
+        return F.interpolate(mask_logits, size=(out_h, out_w), mode='bilinear',
+                             align_corners=False)
+    out = mask_logits.new_zeros(b, q, out_h, out_w)
+    for i, (ch, cw) in enumerate(cells):
+        oh, ow = min(out_h, round(ch * sy)), min(out_w, round(cw * sx))
+        out[i, :, :oh, :ow] = F.interpolate(
+            mask_logits[i:i + 1, :, :ch, :cw], size=(oh, ow), mode='bilinear',
+            align_corners=False)[0]
+    return out
+
+
 def mmdet_predictions(cls_logits: Tensor, mask_logits: Tensor,
                       batch_data_samples: list) -> Tuple[Tensor, Tensor]:
     """What MMDet's fusion head takes: class logits (B, Q, K+1) and mask
-    logits resized to the padded input (B, Q, H, W)."""
+    logits at the padded input size (B, Q, H, W), each image's from its own
+    valid region (:func:`upsample_valid`); the fusion head crops
+    ``img_shape`` and resizes to ``ori_shape``."""
     shape = batch_data_samples[0].metainfo['batch_input_shape']
-    mask_logits = F.interpolate(mask_logits, size=tuple(shape[:2]),
-                                mode='bilinear', align_corners=False)
-    return cls_logits, mask_logits
+    valid = [s.metainfo.get('img_shape', shape) for s in batch_data_samples]
+    return cls_logits, upsample_valid(mask_logits, valid, shape[:2])
 
 
 def mmseg_seg_logits(cls_logits: Tensor, mask_logits: Tensor,
                      batch_img_metas: List[dict], test_cfg: Optional[Dict]
                      ) -> Tensor:
     """What MMSeg's EncoderDecoder takes: per-class scores (B, K, H, W) at
-    the size of the input (the padded image, or the window in slide mode)."""
+    the size of the input (the padded image, or the window in slide mode).
+
+    MMSeg pads a test image by its test_cfg (``size`` / ``size_divisor``,
+    images of a batch have one size), not by its batch companions, so the
+    plain resize of MMSeg itself keeps results batch-invariant here."""
     meta = batch_img_metas[0]
     # EncoderDecoder.slide_inference writes each window's size into
     # img_shape and leaves pad_shape at the whole padded image's; whole

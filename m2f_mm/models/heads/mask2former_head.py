@@ -12,6 +12,7 @@ from torch import Tensor
 
 from m2f_mm.converters.mmdet import convert_head_key
 from m2f_mm.registry import MODELS, build
+from m2f_mm.utils.errors import describe_image
 from ..decoders.masked_attention_decoder import MaskedAttentionDecoder
 from ..losses.criterion import Mask2FormerCriterion
 from ..utils.targets import resolve_class_counts
@@ -54,7 +55,14 @@ class Mask2FormerHead(BaseModule):
 
     Attributes read by MMSeg: ``num_classes``, ``out_channels`` (= number of
     seg-logit channels, K), ``align_corners``, ``threshold``.
+
+    The class counts are declared here only: the fusion head (in
+    ``m2f_mm.Mask2Former``), ``BuildMaskTargets`` and the dataset's metainfo
+    (checked by m2f_mm's tools) follow them.
     """
+
+    #: class counts when none are given (COCO panoptic)
+    DEFAULT_CLASS_COUNTS = (80, 53)
 
     def __init__(self,
                  in_channels: Sequence[int] = (256, 512, 1024, 2048),
@@ -91,7 +99,8 @@ class Mask2FormerHead(BaseModule):
             raise ValueError(f'Mask2FormerHead: host must be one of '
                              f'{hosts.HOSTS} or None, got {host!r}')
         self.counts = resolve_class_counts(num_things_classes, num_stuff_classes,
-                                           num_classes, default=(80, 53))
+                                           num_classes,
+                                           default=self.DEFAULT_CLASS_COUNTS)
         self.num_things_classes, self.num_stuff_classes = self.counts
         self.num_classes = self.out_channels = self.counts.total
         self.num_queries = num_queries
@@ -139,7 +148,8 @@ class Mask2FormerHead(BaseModule):
         all_cls, all_masks = self(x)
         targets = hosts.targets_from_samples(batch_data_samples, self.counts,
                                              self.ignore_index)
-        return self.criterion(all_cls, all_masks, targets)
+        names = [describe_image(s.metainfo) for s in batch_data_samples]
+        return self.criterion(all_cls, all_masks, targets, names)
 
     def predict(self, x: Sequence[Tensor], batch_data_samples: list,
                 test_cfg=_NOT_PASSED):

@@ -1,6 +1,15 @@
 """Mask2Former's training criterion: Hungarian matching on sampled points,
 then class cross-entropy and point-sampled mask BCE and Dice, for every
-prediction set (deep supervision)."""
+prediction set (deep supervision).
+
+It runs in float32 whatever the autocast around it: under bf16/fp16 the
+sigmoid/softplus sums of the matching costs and the Dice terms lose the
+precision that tells near-equal matches apart, and fp16 overflows to inf
+(which scipy reports as "cost matrix is infeasible"). A prediction or cost
+with NaN or inf stops with a one-line
+:class:`~m2f_mm.utils.errors.NonFiniteError` naming the iteration and the
+image.
+"""
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -9,6 +18,7 @@ from torch import Tensor, nn
 
 from m2f_mm.ops import chunks
 from m2f_mm.registry import TASK_UTILS, build
+from m2f_mm.utils.errors import NonFiniteError, current_iteration
 from ..utils.point_sample import point_sample, sample_targets, uncertain_point_coords
 from .mask_losses import class_loss, full_mask_losses, point_bce_loss, point_dice_loss
 
@@ -61,18 +71,31 @@ class Mask2FormerCriterion(nn.Module):
         self.generator = generator
 
     def forward(self, all_cls: List[Tensor], all_masks: List[Tensor],
-                targets: Targets) -> Dict[str, Tensor]:
-        """Losses of every prediction set.
+                targets: Targets, image_names: Optional[Sequence] = None
+                ) -> Dict[str, Tensor]:
+        """Losses of every prediction set, computed in float32.
 
         Args:
             all_cls: S × (B, Q, K+1); all_masks: S × (B, Q, h, w).
             targets: per image (labels (G,), masks (G, H, W) bool) at the
                 padded input size.
+            image_names: per image, how errors name it
+                (:func:`~m2f_mm.utils.errors.describe_image`).
 
         Returns:
             ``loss_cls``, ``loss_mask``, ``loss_dice`` of the last set and
             ``d{s}.loss_*`` of the earlier ones.
         """
+        names = list(image_names) if image_names is not None else \
+            [f'image #{i} of the batch' for i in range(len(targets))]
+        with torch.autocast(all_masks[0].device.type, enabled=False):
+            all_cls = [c.float() for c in all_cls]  # no copy when float32
+            all_masks = [m.float() for m in all_masks]
+            _check_finite(all_cls, all_masks, names)
+            return self._losses(all_cls, all_masks, targets, names)
+
+    def _losses(self, all_cls: List[Tensor], all_masks: List[Tensor],
+                targets: Targets, names: List) -> Dict[str, Tensor]:
         num_sets = len(all_cls)
         cls = torch.stack(all_cls)  # S×B×Q×(K+1)
         q = cls.shape[2]
@@ -80,7 +103,7 @@ class Mask2FormerCriterion(nn.Module):
         match_points, candidates, uniform = self._draw_points(
             num_sets, len(targets), num_matched, cls.device)
 
-        matched = self._match(cls, all_masks, targets, match_points)
+        matched = self._match(cls, all_masks, targets, match_points, names)
         labels = cls.new_full(cls.shape[:3], self.num_classes, dtype=torch.long)
         for i, (s_idx, q_idx, g_idx) in enumerate(matched):
             labels[s_idx, i, q_idx] = targets[i][0][g_idx]
@@ -123,7 +146,7 @@ class Mask2FormerCriterion(nn.Module):
 
     @torch.no_grad()
     def _match(self, cls: Tensor, all_masks: List[Tensor], targets: Targets,
-               points: Tensor) -> List[Tuple[Tensor, Tensor, Tensor]]:
+               points: Tensor, names: List) -> List[Tuple[Tensor, Tensor, Tensor]]:
         """Per image: set, query and target indices of its matches, ordered
         by set, then query."""
         num_sets, _, q = cls.shape[:3]
@@ -139,7 +162,8 @@ class Mask2FormerCriterion(nn.Module):
                         for s in sets])  # s×Q×P
                 pairs += self.assigner.assign(
                     cls[sets.start:sets.stop, i], point_logits, gt_labels,
-                    gt_masks, points[sets.start:sets.stop, i])
+                    gt_masks, points[sets.start:sets.stop, i],
+                    where=_where(names[i]))
             matched.append((
                 torch.cat([torch.full_like(r, s) for s, (r, _) in enumerate(pairs)]),
                 torch.cat([r for r, _ in pairs]), torch.cat([c for _, c in pairs])))
@@ -185,3 +209,25 @@ class Mask2FormerCriterion(nn.Module):
             bce, dice = full_mask_losses(pred, tgt)
         return (bce.new_zeros(num_sets).index_add(0, s_all, bce),
                 dice.new_zeros(num_sets).index_add(0, s_all, dice))
+
+
+def _where(name) -> str:
+    it = current_iteration()
+    return (f'iteration {it}, ' if it is not None else '') + str(name)
+
+
+def _check_finite(all_cls: List[Tensor], all_masks: List[Tensor],
+                  names: List) -> None:
+    """A one-line NonFiniteError naming the first image whose predictions
+    (in any set) hold NaN or inf."""
+    finite = [c.isfinite().flatten(1).all(1) & m.isfinite().flatten(1).all(1)
+              for c, m in zip(all_cls, all_masks)]  # S × (B,)
+    ok = torch.stack(finite)  # S×B
+    if bool(ok.all()):  # one sync per call
+        return
+    i = int((~ok).any(0).nonzero()[0])
+    sets = (~ok[:, i]).nonzero()[:, 0].tolist()
+    raise NonFiniteError(
+        f'{_where(names[i])}: the predicted class or mask logits of decoder '
+        f'set(s) {sets} have NaN or inf (diverged: lower the learning rate; '
+        'with --amp in float16, try --amp-dtype bfloat16)')

@@ -3,10 +3,12 @@ one binary mask per segment) and the class counts they depend on. One home
 for both: :class:`~m2f_mm.datasets.transforms.BuildMaskTargets` (in the
 dataloader workers) and the head (when a sample comes without
 ``gt_segments``) call :func:`mask_targets`."""
-from typing import NamedTuple, Optional, Tuple
+from typing import NamedTuple, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
+
+from m2f_mm.utils.errors import data_error
 
 
 class ClassCounts(NamedTuple):
@@ -16,6 +18,26 @@ class ClassCounts(NamedTuple):
     @property
     def total(self) -> int:
         return self.things + self.stuff
+
+    def __str__(self) -> str:
+        return f'{self.things} thing + {self.stuff} stuff classes'
+
+
+def metainfo_disagreement(counts: ClassCounts, metainfo: dict) -> Optional[str]:
+    """Why a dataset's ``metainfo`` does not fit a model with ``counts``,
+    or None when it does: its ``classes`` must number ``counts.total`` and,
+    when it has them, its ``thing_classes`` ``counts.things``."""
+    classes = metainfo.get('classes')
+    things = metainfo.get('thing_classes')
+    if classes is None:
+        return None
+    if len(classes) != counts.total or (
+            things is not None and counts.stuff > 0 and len(things) != counts.things):
+        split = (f' ({len(things)} thing_classes + '
+                 f'{len(metainfo.get("stuff_classes") or ())} stuff_classes)'
+                 if things is not None else '')
+        return f'its metainfo has {len(classes)} classes{split}'
+    return None
 
 
 def resolve_class_counts(num_things_classes: Optional[int] = None,
@@ -64,7 +86,8 @@ def resolve_class_counts(num_things_classes: Optional[int] = None,
 def mask_targets(thing_labels: Optional[Tensor], thing_masks: Optional[Tensor],
                  sem_seg: Optional[Tensor], counts: ClassCounts,
                  ignore_index: int = 255, min_area: int = 1,
-                 where: str = '<unknown image>') -> Tuple[Tensor, Tensor]:
+                 where: str = '<unknown image>',
+                 image: Union[int, str, None] = None) -> Tuple[Tensor, Tensor]:
     """One label and one mask per segment of an image.
 
     * Instances (``thing_labels`` given): the things, then, when there is
@@ -75,8 +98,9 @@ def mask_targets(thing_labels: Optional[Tensor], thing_masks: Optional[Tensor],
 
     Segments below ``min_area`` pixels (by default: empty ones, e.g. cut
     away by a crop) are dropped. Labels outside [0, total) and instance
-    masks whose size differs from ``sem_seg``'s are a one-line error naming
-    ``where``.
+    masks whose size differs from ``sem_seg``'s are a one-line
+    :class:`~m2f_mm.utils.errors.DataError` naming ``where`` (the file) and
+    ``image`` (its id or path).
 
     Args:
         thing_labels: (T,); thing_masks: (T, H, W) bool.
@@ -89,9 +113,10 @@ def mask_targets(thing_labels: Optional[Tensor], thing_masks: Optional[Tensor],
         labels, masks = thing_labels.long(), thing_masks.bool()
         if sem_seg is not None and counts.stuff > 0:
             if masks.shape[-2:] != sem_seg.shape:
-                raise ValueError(
-                    f'{where}: instance masks are {tuple(masks.shape[-2:])} '
-                    f'but the segmentation map is {tuple(sem_seg.shape)}')
+                raise data_error(
+                    where, f'instance masks are {tuple(masks.shape[-2:])} but '
+                    f'the segmentation map is {tuple(sem_seg.shape)}', image,
+                    'gt_instances.masks', kind='size mismatch')
             stuff_labels, stuff_masks = semantic_to_masks(
                 sem_seg, counts.things, counts.total)
             labels = torch.cat([labels, stuff_labels.to(labels.device)])
@@ -101,12 +126,16 @@ def mask_targets(thing_labels: Optional[Tensor], thing_masks: Optional[Tensor],
         keep = labels != ignore_index
         labels, masks = labels[keep], masks[keep]
     else:
-        raise ValueError(f'{where}: no instances and no segmentation map to '
-                         'build targets from')
+        raise data_error(where, 'no instances and no segmentation map to '
+                         'build targets from', image, kind='pipeline error')
     bad = (labels < 0) | (labels >= counts.total)
     if bad.any():
-        raise ValueError(f'{where}: label {int(labels[bad][0])} is outside '
-                         f'[0, {counts.total}) (num_classes={counts.total})')
+        first = int(bad.nonzero()[0])
+        field = ('gt_instances.labels' if thing_labels is not None
+                 and first < len(thing_labels) else 'gt_sem_seg')
+        raise data_error(where, f'label {int(labels[first])} is outside '
+                         f'[0, {counts.total}) (num_classes={counts.total})',
+                         image, field, kind='label out of range')
     if min_area > 0 and len(labels):
         keep = masks.flatten(1).sum(1) >= min_area
         labels, masks = labels[keep], masks[keep]

@@ -1,0 +1,8 @@
+# Mask2Former Swin-T (ImageNet-1k, 224), Cityscapes semantic segmentation, 90k
+# iterations, 512x1024 crops, 100 queries (paper: 82.1 mIoU single-scale).
+_base_ = ['./mask2former_r50_cityscapes-semantic.py', './_base_/swin.py',
+          './_base_/swin_seg.py']
+model = dict(backbone={{_base_.swin_t_seg_backbone}},
+             decode_head=dict(in_channels=[96, 192, 384, 768]))
+optim_wrapper = dict(paramwise_cfg=dict(
+    custom_keys={{_base_.swin_custom_keys}}, norm_decay_mult=0.0))
