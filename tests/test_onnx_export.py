@@ -339,23 +339,26 @@ def test_export_rejects_bad_arguments(tmp_path):
 
 
 # ------------------------------------- numpy post-processing alone
-def torch_results(cls, masks, pad, img, ori, semantic_rescale='logits'):
-    """What the PyTorch hosts do with one image's logits: resize to the
-    padded input, crop, resize to the original size, fuse."""
-    m = F.interpolate(masks[None], size=pad, mode='bilinear', align_corners=False)[0]
-    m = m[:, :img[0], :img[1]]
-    cropped = m
-    if tuple(ori) != tuple(img):
-        m = F.interpolate(m[None], size=ori, mode='bilinear', align_corners=False)[0]
-    pan = panoptic_fusion(cls, m, NUM_THINGS + NUM_STUFF, NUM_THINGS, 0.8, 0.8, True)
-    ins = instance_fusion(cls, m, NUM_THINGS + NUM_STUFF, NUM_THINGS, 20)
-    if semantic_rescale == 'logits':  # MMDet's fusion head
-        sem = semantic_inference(cls[None], m[None])[0].argmax(0)
-    else:  # MMSeg's EncoderDecoder resizes the class scores
-        scores = semantic_inference(cls[None], cropped[None])
-        sem = F.interpolate(scores, size=ori, mode='bilinear',
-                            align_corners=False)[0].argmax(0)
-    return pan.numpy(), ins, sem.numpy()
+def torch_results(cls, masks, pad, img, ori, host='mmdet'):
+    """What the PyTorch hosts do with one image's logits (``masks`` at 1/4
+    of ``pad``): MMDet's head + fusion head, or (semantic only) MMSeg's
+    head + EncoderDecoder's crop and resize of the class scores."""
+    from mmdet.structures import DetDataSample
+    from m2f_mm.models.heads import hosts
+    from m2f_mm.models.heads.fusion import Mask2FormerFusionHead
+    meta = dict(batch_input_shape=pad, pad_shape=pad, img_shape=img, ori_shape=ori)
+    if host == 'mmseg':
+        scores = hosts.mmseg_seg_logits(cls[None], masks[None], [meta], None)
+        scores = scores[:, :, :img[0], :img[1]]
+        return None, None, F.interpolate(scores, size=ori, mode='bilinear',
+                                         align_corners=False)[0].argmax(0).numpy()
+    sample = DetDataSample(metainfo=meta)
+    cls_b, masks_b = hosts.mmdet_predictions(cls[None], masks[None], [sample])
+    fusion = Mask2FormerFusionHead(NUM_THINGS, NUM_STUFF, test_cfg=dict(
+        TEST_CFG, object_mask_thr=0.8, iou_thr=0.8))
+    out = fusion.predict(cls_b, masks_b, [sample], rescale=True)[0]
+    return (out['pan_results'].sem_seg[0].numpy(), out['ins_results'],
+            out['sem_results'].sem_seg[0].numpy())
 
 
 @pytest.mark.parametrize('seed', range(6))
@@ -371,15 +374,16 @@ def test_postprocess_equals_pytorch_fusion(seed, shapes):
     # blobby masks: low-resolution noise, upsampled
     masks = F.interpolate(torch.randn(1, q, 4, 6, generator=g) * 6,
                           size=(pad[0] // 4, pad[1] // 4), mode='bilinear')[0]
-    rescale = 'scores' if seed % 2 else 'logits'
-    pan_pt, ins_pt, sem_pt = torch_results(cls, masks, pad, img, ori, rescale)
+    host = 'mmseg' if seed % 2 else 'mmdet'
+    pan_pt, ins_pt, sem_pt = torch_results(cls, masks, pad, img, ori, host)
     res = postprocess(cls.numpy(), masks.numpy(), k, NUM_THINGS,
                       tasks=('panoptic', 'instance', 'semantic'), pad_shape=pad,
                       img_shape=img, ori_shape=ori, filter_low_score=True,
-                      max_per_image=20, semantic_rescale=rescale)
+                      max_per_image=20, host=host)
     assert res['panoptic'].shape == tuple(ori)
-    assert_panoptic_equal(res['panoptic'], pan_pt)
-    assert_instances_equal(res['instance'], ins_pt)
+    if host == 'mmdet':
+        assert_panoptic_equal(res['panoptic'], pan_pt)
+        assert_instances_equal(res['instance'], ins_pt)
     assert np.array_equal(res['semantic'], sem_pt)
 
 

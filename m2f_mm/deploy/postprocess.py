@@ -12,6 +12,8 @@ PyTorch fusion); only float rounding differs (about 1e-7).
 """
 from typing import Dict, Optional, Sequence, Tuple
 
+import math
+
 import numpy as np
 
 # MMDet's panoptic id encoding: label + instance_id * INSTANCE_OFFSET
@@ -27,7 +29,7 @@ def postprocess(cls_logits: np.ndarray, mask_logits: np.ndarray,
                 object_mask_thr: float = 0.8, iou_thr: float = 0.8,
                 filter_low_score: bool = False,
                 max_per_image: int = 100,
-                semantic_rescale: str = 'logits') -> Dict[str, object]:
+                host: str = 'mmdet') -> Dict[str, object]:
     """Fused results of one image.
 
     Args:
@@ -43,10 +45,12 @@ def postprocess(cls_logits: np.ndarray, mask_logits: np.ndarray,
         object_mask_thr, iou_thr, filter_low_score: panoptic settings, as
             in the model's ``test_cfg``.
         max_per_image: instance results kept.
-        semantic_rescale: when ``ori_shape`` differs from ``img_shape``,
-            what the semantic result resizes: MMDetection's fusion head
-            resizes the mask logits (``'logits'``), MMSegmentation's
-            EncoderDecoder the per-class scores (``'scores'``).
+        host: whose inference to follow, ``'mmdet'`` or ``'mmseg'``.
+            MMDetection's resizes each image's mask logits from its own
+            region of the padded batch (:func:`m2f_mm.models.heads.hosts.
+            upsample_valid`) and, for semantic results, resizes the mask
+            logits to ``ori_shape``; MMSegmentation's resizes the whole
+            padded map and then the per-class scores.
 
     Returns:
         ``'panoptic'``: (H, W) int32, ``label + instance_id * 1000`` for
@@ -60,9 +64,8 @@ def postprocess(cls_logits: np.ndarray, mask_logits: np.ndarray,
     if unknown:
         raise ValueError(f'postprocess: unknown tasks {sorted(unknown)}; '
                          "expected 'panoptic', 'instance' or 'semantic'")
-    if semantic_rescale not in ('logits', 'scores'):
-        raise ValueError(f"postprocess: semantic_rescale must be 'logits' or "
-                         f"'scores', got {semantic_rescale!r}")
+    if host not in ('mmdet', 'mmseg'):
+        raise ValueError(f"postprocess: host must be 'mmdet' or 'mmseg', got {host!r}")
     cls_logits = np.asarray(cls_logits, dtype=np.float32)
     low = np.asarray(mask_logits, dtype=np.float32)
     if pad_shape is None:
@@ -70,9 +73,12 @@ def postprocess(cls_logits: np.ndarray, mask_logits: np.ndarray,
     img_shape = tuple(img_shape or pad_shape)[:2]
     ori_shape = tuple(ori_shape or img_shape)[:2]
 
+    valid_only = host == 'mmdet'
+
     def full_size(queries) -> np.ndarray:
         # only the queries a result needs are resized: the bulk of the time
-        return image_mask_logits(low[queries], pad_shape, img_shape, ori_shape)
+        return image_mask_logits(low[queries], pad_shape, img_shape, ori_shape,
+                                 valid_only)
 
     probs = softmax(cls_logits)
     results = {}
@@ -85,8 +91,8 @@ def postprocess(cls_logits: np.ndarray, mask_logits: np.ndarray,
                                         num_things, max_per_image)
     if 'semantic' in tasks:
         every = np.arange(len(low))
-        if semantic_rescale == 'scores':
-            cropped = image_mask_logits(low, pad_shape, img_shape)
+        if host == 'mmseg':
+            cropped = image_mask_logits(low, pad_shape, img_shape, valid_only=False)
             results['semantic'] = _semantic(probs, cropped, ori_shape)
         else:
             results['semantic'] = _semantic(probs, full_size(every))
@@ -96,16 +102,31 @@ def postprocess(cls_logits: np.ndarray, mask_logits: np.ndarray,
 def image_mask_logits(mask_logits: np.ndarray,
                       pad_shape: Optional[Tuple[int, int]] = None,
                       img_shape: Optional[Tuple[int, int]] = None,
-                      ori_shape: Optional[Tuple[int, int]] = None) -> np.ndarray:
+                      ori_shape: Optional[Tuple[int, int]] = None,
+                      valid_only: bool = True) -> np.ndarray:
     """(Q, h, w) mask logits at 1/4 of the padded input → (Q, H, W) at the
-    original image size, the way the PyTorch hosts resize them (to the
-    padded input, crop the padding, then to the original size)."""
+    original image size, the way the PyTorch hosts resize them: to the
+    padded input (``valid_only``: from the low-resolution rows and columns
+    that hold the image, as MMDetection's host does, else the whole map),
+    crop the padding, then to the original size."""
     mask_logits = np.asarray(mask_logits, dtype=np.float32)
+    h, w = mask_logits.shape[-2:]
     if pad_shape is None:
-        pad_shape = (4 * mask_logits.shape[-2], 4 * mask_logits.shape[-1])
+        pad_shape = (4 * h, 4 * w)
     img_shape = tuple(img_shape or pad_shape)[:2]
     ori_shape = tuple(ori_shape or img_shape)[:2]
-    out = resize_bilinear(mask_logits, pad_shape, crop=img_shape)
+    out_h, out_w = int(pad_shape[0]), int(pad_shape[1])
+    sy, sx = out_h / h, out_w / w
+    cells = (min(h, math.ceil(img_shape[0] / sy)), min(w, math.ceil(img_shape[1] / sx)))
+    if valid_only and cells != (h, w):
+        size = (min(out_h, round(cells[0] * sy)), min(out_w, round(cells[1] * sx)))
+        out = resize_bilinear(mask_logits[:, :cells[0], :cells[1]], size, crop=img_shape)
+        if out.shape[-2:] != img_shape:  # beyond the resized cells: 0
+            full = np.zeros((len(out), *img_shape), dtype=np.float32)
+            full[:, :out.shape[1], :out.shape[2]] = out
+            out = full
+    else:
+        out = resize_bilinear(mask_logits, pad_shape, crop=img_shape)
     if ori_shape != img_shape:
         out = resize_bilinear(out, ori_shape)
     return out

@@ -86,4 +86,4 @@ class OnnxMask2Former:
             object_mask_thr=meta['object_mask_thr'], iou_thr=meta['iou_thr'],
             filter_low_score=meta['filter_low_score'],
             max_per_image=meta['max_per_image'],
-            semantic_rescale='scores' if meta['host'] == 'mmseg' else 'logits')
+            host=meta['host'])
