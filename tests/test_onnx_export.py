@@ -229,6 +229,21 @@ def test_onnxruntime_equals_pytorch(exported, kind, size, batch):
     assert panoptic_segments >= batch  # the comparison had something to compare
 
 
+@pytest.mark.parametrize('kind', ['r50', 'swin'])
+def test_graph_equals_pytorch_plain_paths(exported, kind):
+    """The graph is the plain paths traced: equal to them to rounding."""
+    from m2f_mm.ops import fast_paths
+    model, path = exported(kind)
+    runner = OnnxMask2Former(path, threads=1)
+    batch, _ = runner.preprocess(list(images(2, 224, 128, seed=4)))
+    outs = runner(batch)
+    with torch.no_grad(), fast_paths(False):
+        cls, mask, sem = Mask2FormerOnnx(model, 'semantic')(torch.from_numpy(batch))
+    assert np.abs(outs['cls_logits'] - cls.numpy()).max() < 2e-5
+    assert np.abs(outs['mask_logits'] - mask.numpy()).max() < 2e-5
+    assert np.array_equal(outs['semantic'], sem.numpy())
+
+
 def assert_panoptic_equal(got, expected):
     """Identical maps, or at most 0.01% of pixels apart: where two queries'
     score × mask probability tie to float rounding (onnxruntime and PyTorch
