@@ -25,11 +25,14 @@ No class or function of mmengine, MMDet or MMSeg is replaced.
 """
 import os
 import pickle
+import sys
+from contextlib import contextmanager
 from datetime import timedelta
-from typing import List
+from typing import Iterator, List
 
 import numpy as np
 import torch
+from torch import Tensor, nn
 from mmdet.visualization import DetLocalVisualizer as MMDetLocalVisualizer
 from mmengine.evaluator import DumpResults
 from mmengine.fileio import dump, register_backend
@@ -187,3 +190,56 @@ def apply_on_import() -> None:
     if not patches_disabled():
         for fix in ON_IMPORT:
             fix()
+
+
+# --- MMDet's/MMSeg's Swin freezes its batch size in a traced graph -----------
+# Used by ONNX export only (m2f_mm.deploy), inside the export call.
+_SWIN_MODULES = ('mmdet.models.backbones.swin', 'mmseg.models.backbones.swin')
+
+
+@contextmanager
+def traceable_swin() -> Iterator[None]:
+    """Inside the block, MMDet's and MMSeg's ``ShiftWindowMSA.window_reverse``
+    infer the batch size with ``view(-1, ...)``: theirs computes it with
+    ``int()``, which a traced graph freezes (a Swin graph exported at batch
+    1 then fails at batch 2). Only modules already imported are touched and
+    the original is restored on exit; outside export nothing changes."""
+    patched = []
+    for name in _SWIN_MODULES:
+        module = sys.modules.get(name)
+        if module is not None and hasattr(module, 'ShiftWindowMSA'):
+            cls = module.ShiftWindowMSA
+            patched.append((cls, cls.__dict__['window_reverse']))
+            cls.window_reverse = _window_reverse
+    try:
+        yield
+    finally:
+        for cls, original in patched:
+            cls.window_reverse = original
+
+
+def _window_reverse(self, windows: Tensor, h, w) -> Tensor:
+    # windows: (B·nW)×ws×ws×C → B×H×W×C
+    ws, c = self.window_size, windows.shape[-1]
+    x = windows.view(-1, h // ws, w // ws, ws, ws, c)
+    return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, h, w, c)
+
+
+def check_swin_trace_size(model: nn.Module, h: int, w: int) -> None:
+    """MMDet's / MMSeg's Swin pads each stage's map to whole windows and
+    crops the padding off again only ``if`` there was any: a Python branch
+    that the trace records as taken or not. Traced at a size where some
+    stage needs no padding, the crop would be missing at sizes where it
+    does, so a dynamic export must trace a size where every stage pads."""
+    backbone = model.backbone
+    if type(backbone).__module__ not in _SWIN_MODULES:
+        return
+    for i, stage in enumerate(backbone.stages):
+        ws = stage.blocks[0].attn.window_size
+        sh, sw = h // (4 * 2**i), w // (4 * 2**i)
+        if sh % ws == 0 and sw % ws == 0:
+            raise ValueError(
+                f'export_onnx: a Swin backbone traced at {h}x{w} has stage {i} '
+                f'at {sh}x{sw}, whole {ws}x{ws} windows, so the dynamic graph '
+                'would lack the crop that other sizes need; trace another size '
+                '(e.g. 128x128)')
