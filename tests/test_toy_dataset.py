@@ -113,6 +113,32 @@ def test_max_things(tmp_path):
         mtd.make_toy_dataset(str(tmp_path / 'none'), **dict(SMALL, max_things=0))
 
 
+def test_things_stay_mostly_visible(monkeypatch):
+    """Every placed thing keeps MIN_VISIBLE of its own area: occlusion never
+    hides enough of a shape to make its class a guess."""
+    drawn = []
+
+    def recording_shape_mask(*args):
+        mask = shape_mask(*args)
+        drawn.append(mask)
+        return mask
+
+    shape_mask = mtd._shape_mask
+    monkeypatch.setattr(mtd, '_shape_mask', recording_shape_mask)
+    checked = 0
+    for seed in range(30):
+        drawn.clear()
+        inst, classes = mtd._place_things(128, 8, np.random.default_rng(seed))
+        for i in range(len(classes)):
+            visible = inst == i
+            # the shape drawn for thing i contains all its visible pixels
+            full = [m for m in drawn if m[visible].all()]
+            assert full and visible.sum() >= mtd.MIN_VISIBLE * min(
+                int(m.sum()) for m in full)
+            checked += 1
+    assert checked > 60  # several things per image were placed
+
+
 def test_cli(tmp_path, capsys):
     out = str(tmp_path / 'toy')
     argv = ['--out', out, '--num-train', '1', '--num-val', '1', '--size', '40']

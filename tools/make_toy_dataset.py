@@ -5,7 +5,9 @@ Every image (``size x size`` RGB) is tiled by 2-3 textured stuff regions
 thing objects
 (circle / square / triangle) painted on top; later objects occlude earlier
 ones, and a placement that would leave any object with fewer than
-``MIN_AREA`` visible pixels is rejected. Class order and metainfo live in
+``MIN_AREA`` visible pixels, or with less than ``MIN_VISIBLE`` of its own
+area, is rejected (so every thing shows enough of its outline to be named).
+Class order and metainfo live in
 ``m2f_mm/datasets/toy.py``.
 
 Layout written under ``out_dir`` (COCO-like)::
@@ -36,11 +38,12 @@ import numpy as np
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 # the quickstart's dataset (configs/quickstart/*.py read data/toy)
-NUM_TRAIN, NUM_VAL, SIZE, MAX_THINGS = 600, 48, 128, 6
+NUM_TRAIN, NUM_VAL, SIZE, MAX_THINGS = 600, 48, 128, 5
 MIN_AREA = 20  # minimum visible pixels of a thing
-THING_SIZE = (12, 45)  # object extent in pixels (clipped to size / 2)
+MIN_VISIBLE = 0.75  # minimum visible fraction of a thing's own area
+THING_SIZE = (20, 48)  # object extent in pixels (clipped to size / 2)
 
 
 def _load_toy_meta():
@@ -144,7 +147,7 @@ def _shape_mask(cls: int, cx: float, cy: float, s: float, theta: float,
 def _place_things(size: int, max_things: int, rng: np.random.Generator
                   ) -> Tuple[np.ndarray, List[int]]:
     """Place 1 to ``max_things`` things; reject placements that hide any
-    thing too much.
+    thing too much (below ``MIN_AREA`` pixels or ``MIN_VISIBLE`` of it).
 
     Returns:
         inst: (H, W) int64 map, index into ``classes`` or -1 for background.
@@ -154,6 +157,7 @@ def _place_things(size: int, max_things: int, rng: np.random.Generator
     target = int(rng.integers(1, max_things + 1))
     inst = np.full((size, size), -1, np.int64)
     classes: List[int] = []
+    full_areas: List[int] = []  # unoccluded area of each placed thing
     lo, hi = THING_SIZE[0], max(THING_SIZE[0], min(THING_SIZE[1], size / 2))
     for _ in range(10 * target):
         if len(classes) == target:
@@ -165,9 +169,11 @@ def _place_things(size: int, max_things: int, rng: np.random.Generator
         mask = _shape_mask(cls, cx, cy, s, rng.uniform(0, 2 * np.pi), yy, xx)
         new = np.where(mask, len(classes), inst)
         areas = np.bincount(new[new >= 0], minlength=len(classes) + 1)
-        if areas.min() >= MIN_AREA:
+        full = np.asarray(full_areas + [int(mask.sum())])
+        if areas.min() >= MIN_AREA and (areas >= MIN_VISIBLE * full).all():
             inst = new
             classes.append(cls)
+            full_areas.append(int(mask.sum()))
     return inst, classes
 
 
