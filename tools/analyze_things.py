@@ -119,7 +119,6 @@ def linear_probe(features, labels, num_classes: int, seed: int = 0) -> float:
 
 def format_report(classes: Sequence[str], num_things: int, ious, preds, labels,
                   probes: Dict[str, float]) -> str:
-    import torch
     k = len(classes)
     columns = list(classes) + ['no object']
     width = max(9, *(len(c) for c in columns))
@@ -141,7 +140,6 @@ def format_report(classes: Sequence[str], num_things: int, ious, preds, labels,
         lines.append('linear probe on mask-pooled features (held-out accuracy):')
         for name, acc in probes.items():
             lines.append(f'  {name:<22} {100 * acc:5.1f} %')
-    del torch
     return '\n'.join(lines)
 
 
@@ -149,26 +147,20 @@ def main(argv=None) -> str:
     args = parse_args(argv)
     import torch
     from mmengine.dataset import pseudo_collate
-    from mmengine.registry import init_default_scope
-    from mmengine.runner import load_checkpoint
 
-    import m2f_mm  # noqa: F401
+    from m2f_mm.deploy import build_model_from_config
     from m2f_mm.utils.runner import allow_runner_checkpoint_globals, load_config
     cfg = load_config(args.config, 'analyze_things.py', args.cfg_options)
     if not osp.isfile(args.checkpoint):
         raise SystemExit(f'analyze_things.py: checkpoint {args.checkpoint} '
                          'does not exist')
-    init_default_scope(cfg.get('default_scope', 'mmdet'))
-    from mmdet.registry import MODELS
-    model = MODELS.build(cfg.model)
+    allow_runner_checkpoint_globals()
+    model, cfg = build_model_from_config(cfg, args.checkpoint)
     head = getattr(model, 'panoptic_head', None)
     if head is None:
         raise SystemExit('analyze_things.py: the config\'s model has no '
                          'panoptic_head (an MMDetection-hosted Mask2Former is '
                          'needed)')
-    allow_runner_checkpoint_globals()
-    load_checkpoint(model, args.checkpoint, map_location='cpu', logger='silent')
-    model.eval()
     dataset = build_dataset(cfg, args.split)
     classes = list(dataset.metainfo['classes'])
     num_things = head.num_things_classes
@@ -184,10 +176,11 @@ def main(argv=None) -> str:
             feats = model.extract_feat(data['inputs'])
             mask_feat, multi_scale = head.pixel_decoder(feats)
             all_cls, all_masks = head.transformer_decoder(mask_feat, multi_scale)
-        levels = {f'backbone level {i}': f for i, f in enumerate(feats)}
-        levels.update({f'pixel decoder level {i}': f
-                       for i, f in enumerate(multi_scale)})
-        levels['mask features'] = mask_feat
+        if args.probe:
+            levels = {f'backbone level {i}': f for i, f in enumerate(feats)}
+            levels.update({f'pixel decoder level {i}': f
+                           for i, f in enumerate(multi_scale)})
+            levels['mask features'] = mask_feat
         for b, sample in enumerate(data['data_samples']):
             inst = sample.gt_instances
             gt = inst.masks.to_tensor(torch.float32, 'cpu') if len(inst) else \
@@ -202,7 +195,7 @@ def main(argv=None) -> str:
     ious, preds, labels = torch.cat(ious), torch.cat(preds), torch.cat(labels)
     if len(labels) == 0:
         raise SystemExit(f'analyze_things.py: the {args.split} split has no '
-                         'ground-truth things in its first {n} images')
+                         f'ground-truth things in its first {n} images')
     probes = {name: linear_probe(torch.cat(v), labels, num_things, args.seed)
               for name, v in pooled.items()}
     report = format_report(classes, num_things, ious, preds, labels, probes)

@@ -169,11 +169,11 @@ def _place_things(size: int, max_things: int, rng: np.random.Generator
         mask = _shape_mask(cls, cx, cy, s, rng.uniform(0, 2 * np.pi), yy, xx)
         new = np.where(mask, len(classes), inst)
         areas = np.bincount(new[new >= 0], minlength=len(classes) + 1)
-        full = np.asarray(full_areas + [int(mask.sum())])
-        if areas.min() >= MIN_AREA and (areas >= MIN_VISIBLE * full).all():
+        full = full_areas + [int(mask.sum())]
+        if areas.min() >= MIN_AREA and (areas >= MIN_VISIBLE * np.asarray(full)).all():
             inst = new
             classes.append(cls)
-            full_areas.append(int(mask.sum()))
+            full_areas = full
     return inst, classes
 
 
