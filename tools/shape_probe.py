@@ -25,6 +25,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from analyze_things import mask_pool
+from draw_overlays import gt_segments
+
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG = 'configs/quickstart/mask2former_r18_toy-panoptic.py'
 
@@ -32,35 +35,32 @@ CONFIG = 'configs/quickstart/mask2former_r18_toy-panoptic.py'
 def load_things(data: str, split: str, num_things: int
                 ) -> Tuple[torch.Tensor, List[torch.Tensor], List[torch.Tensor]]:
     """Images (N, 3, H, W) float RGB 0-255, and per image the (n, H, W) bool
-    masks and (n,) labels of its things (categories 1..num_things)."""
+    masks and (n,) labels of its things (the first ``num_things`` categories)."""
     ann_file = osp.join(data, 'annotations', f'panoptic_{split}.json')
     if not osp.isfile(ann_file):
         raise FileNotFoundError(f'shape_probe: no {ann_file}; generate the toy '
                                 'data with tools/make_toy_dataset.py')
     with open(ann_file) as f:
-        anns = json.load(f)['annotations']
+        pan_json = json.load(f)
+    cat_to_label = {c['id']: i for i, c in enumerate(pan_json['categories'])}
+    segments = gt_segments(pan_json, osp.join(data, 'annotations', f'panoptic_{split}'),
+                           cat_to_label)
     images, masks, labels = [], [], []
-    for ann in anns:
-        img = np.asarray(Image.open(osp.join(data, split, ann['file_name'])).convert('RGB'))
-        rgb = np.asarray(Image.open(osp.join(
-            data, 'annotations', f'panoptic_{split}', ann['file_name'])), np.int64)
-        ids = rgb[..., 0] + 256 * rgb[..., 1] + 65536 * rgb[..., 2]
-        things = [s for s in ann['segments_info'] if s['category_id'] <= num_things]
+    for file_name, segs in segments.values():
+        img = np.asarray(Image.open(osp.join(data, split, file_name)).convert('RGB'))
+        things = [(m, label) for m, label in segs if label < num_things]
         images.append(torch.from_numpy(img.copy()).permute(2, 0, 1).float())
-        masks.append(torch.from_numpy(np.stack(
-            [ids == s['id'] for s in things]) if things else
-            np.zeros((0,) + ids.shape, bool)))
-        labels.append(torch.tensor([s['category_id'] - 1 for s in things],
-                                   dtype=torch.long))
+        masks.append(torch.from_numpy(np.stack([m for m, _ in things]) if things
+                                      else np.zeros((0,) + img.shape[:2], bool)))
+        labels.append(torch.tensor([label for _, label in things], dtype=torch.long))
     return torch.stack(images), masks, labels
 
 
 def pool(feat: torch.Tensor, masks: torch.Tensor, mode: str) -> torch.Tensor:
     """(C, h, w) features pooled over each of (n, H, W) masks: (n, C)."""
-    cover = F.interpolate(masks[None].float(), size=feat.shape[-2:], mode='area')[0]
     if mode == 'avg':
-        weights = cover / cover.flatten(1).sum(1).clamp(min=1e-6)[:, None, None]
-        return torch.einsum('chw,nhw->nc', feat, weights)
+        return mask_pool(feat, masks)
+    cover = F.interpolate(masks[None].float(), size=feat.shape[-2:], mode='area')[0]
     # max over the cells the thing covers at least a quarter of
     outside = (cover < 0.25).float()[:, None] * -1e4
     return (feat[None] + outside).flatten(2).max(-1)[0]
