@@ -99,6 +99,24 @@ def test_demo_writes_overlay_and_json(toy_data, tmp_path):
     assert len(pred['labels']) == len(pred['scores']) > 0
 
 
+def test_missing_pretrained_backbone_is_one_line(tmp_path):
+    """The quickstart config's backbone checkpoint (written by
+    tools/pretrain_backbone.py) missing: one line naming the key, the path
+    and the command that writes it."""
+    sys.path.insert(0, os.path.join(REPO, 'tools'))
+    import train as train_tool
+    absent = str(tmp_path / 'absent.pth')
+    with pytest.raises(SystemExit) as e:
+        train_tool.main([os.path.join(
+            REPO, 'configs/quickstart/mask2former_r18-toyshapes_toy-panoptic.py'),
+            '--work-dir', str(tmp_path / 'w'),
+            '--cfg-options', f'model.backbone.init_cfg.checkpoint={absent}'])
+    msg = str(e.value)
+    assert f'model.backbone.init_cfg.checkpoint {absent} does not exist' in msg
+    assert f'tools/pretrain_backbone.py --out {absent}' in msg and '\n' not in msg
+    assert not (tmp_path / 'w').exists()
+
+
 @pytest.mark.parametrize('config, missing', [
     ('configs/mask2former_r50_coco-panoptic.py',
      'data/coco/annotations/panoptic_train2017.json: annotation file not found'),

@@ -1,21 +1,25 @@
 """Quickstart: train and evaluate a small Mask2Former on the bundled toy data.
 
 1. generates the "toy shapes" dataset under data/toy (if missing),
-2. trains configs/quickstart/mask2former_r18_toy-panoptic.py on the CPU
+2. pretrains the ResNet-18 on the toy train split's shapes
+   (tools/pretrain_backbone.py, 800 steps; the stand-in for the ImageNet
+   pretraining the paper's backbones start from), saved as
+   WORK_DIR/backbone_toyshapes.pth,
+3. trains configs/quickstart/mask2former_r18-toyshapes_toy-panoptic.py on the CPU
    (tools/train.py; progress logged every 50 iterations, validation a few
    times on the way), as 2 processes with one thread each (torchrun, DDP
    over gloo) where the machine has 2 or more cores: on 2 cores that trains
    ~1.5x faster than one process with two threads,
-3. draws the training curves (tools/plot_curves.py) to WORK_DIR/curves.png,
-4. evaluates the untrained and the trained model with CocoPanopticMetric
+4. draws the training curves (tools/plot_curves.py) to WORK_DIR/curves.png,
+5. evaluates the untrained and the trained model with CocoPanopticMetric
    (PQ), CocoMetric (mask AP) and IoUMetric (mIoU) (tools/test.py),
-5. draws ground truth | prediction overlays of the val images and a grid
+6. draws ground truth | prediction overlays of the val images and a grid
    of them (tools/draw_overlays.py) under WORK_DIR/overlays,
-6. prints the metrics side by side and per class, and saves both tables
+7. prints the metrics side by side and per class, and saves both tables
    as WORK_DIR/results.md.
 
     python tools/quickstart.py [--work-dir work_dirs/quickstart] [--iters N]
-        [--nproc N]
+        [--nproc N] [--pretrain-steps 800]
 """
 import argparse
 import math
@@ -24,11 +28,12 @@ import os.path as osp
 import subprocess
 import sys
 import time
-from typing import Tuple
+from typing import Optional, Tuple
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path[:0] = [REPO, osp.join(REPO, 'tools')]  # this checkout's code and tools
-CONFIG = 'configs/quickstart/mask2former_r18_toy-panoptic.py'
+CONFIG = 'configs/quickstart/mask2former_r18-toyshapes_toy-panoptic.py'
+BACKBONE = 'backbone_toyshapes.pth'  # in the work dir; the config's init_cfg
 DATA = 'data/toy'  # as the config says
 # (row name, logged key, factor to percent): CocoMetric logs fractions
 METRICS = [('PQ', 'coco_panoptic/PQ', 1), ('PQ things', 'coco_panoptic/PQ_th', 1),
@@ -57,23 +62,28 @@ def train_command(py: str, nproc: int, args: list) -> Tuple[list, dict]:
             dict(OMP_NUM_THREADS=str(threads)))
 
 
-def untrained_checkpoint(work_dir: str) -> str:
-    """The model as initialised before training, saved as a checkpoint."""
+def untrained_checkpoint(work_dir: str, backbone: Optional[str] = None) -> str:
+    """The model as initialised before training, saved as a checkpoint: the
+    backbone from ``backbone`` (tools/pretrain_backbone.py's ``--out``) or,
+    without it, initialised as ResNet's default; the rest at random."""
     import torch
     from mmengine.config import Config
     from mmengine.registry import MODELS, init_default_scope
     import m2f_mm  # noqa: F401
     path = osp.join(work_dir, 'untrained.pth')
-    if not osp.exists(path):
-        cfg = Config.fromfile(osp.join(REPO, CONFIG))
-        init_default_scope(cfg.default_scope)
-        torch.manual_seed(0)
-        model = MODELS.build(cfg.model)
-        model.init_weights()
-        os.makedirs(work_dir, exist_ok=True)
-        meta = dict(dataset_meta=dict(cfg.metainfo))  # classes and palette
-        torch.save({'state_dict': model.state_dict(), 'meta': meta}, path + '.part')
-        os.replace(path + '.part', path)
+    cfg = Config.fromfile(osp.join(REPO, CONFIG))
+    if backbone:
+        cfg.model.backbone.init_cfg.checkpoint = backbone
+    else:
+        cfg.model.backbone.init_cfg = None
+    init_default_scope(cfg.default_scope)
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    os.makedirs(work_dir, exist_ok=True)
+    meta = dict(dataset_meta=dict(cfg.metainfo))  # classes and palette
+    torch.save({'state_dict': model.state_dict(), 'meta': meta}, path + '.part')
+    os.replace(path + '.part', path)
     return path
 
 
@@ -122,15 +132,21 @@ def main():
                         help='training processes (default: 2 on a CPU machine '
                         'with 2 or more cores, else 1); the config\'s '
                         'schedule assumes 2 (batch 2 x 4)')
+    parser.add_argument('--pretrain-steps', type=int, default=800,
+                        help='backbone pretraining steps (tools/pretrain_backbone.py)')
     args = parser.parse_args()
     os.chdir(REPO)
     t0 = time.time()
     py = sys.executable
 
     run([py, 'tools/make_toy_dataset.py', '--out', DATA])
-    train = [CONFIG, '--work-dir', args.work_dir]
+    backbone = osp.join(args.work_dir, BACKBONE)
+    run([py, 'tools/pretrain_backbone.py', '--data', DATA,
+         '--steps', str(args.pretrain_steps), '--out', backbone])
+    train = [CONFIG, '--work-dir', args.work_dir,
+             '--cfg-options', f'model.backbone.init_cfg.checkpoint={backbone}']
     if args.iters:
-        train += ['--cfg-options', f'train_cfg.max_iters={args.iters}',
+        train += [f'train_cfg.max_iters={args.iters}',
                   f'train_cfg.val_interval={args.iters}',
                   f'default_hooks.checkpoint.interval={args.iters}']
     nproc = args.nproc
@@ -139,7 +155,7 @@ def main():
         nproc = 1 if torch.cuda.is_available() or (os.cpu_count() or 1) < 2 else 2
     cmd, env = train_command(py, nproc, train)
     run(cmd, **env)
-    t_train = time.time() - t0
+    t_train = time.time() - t0  # data, pretraining and training
     with open(osp.join(args.work_dir, 'last_checkpoint')) as f:
         trained = f.read().strip()
 
@@ -149,7 +165,7 @@ def main():
     from plot_curves import plot_curves
     curves = plot_curves(args.work_dir)
     print('evaluating the untrained model ...', flush=True)
-    before = evaluate(untrained_checkpoint(args.work_dir), args.work_dir)
+    before = evaluate(untrained_checkpoint(args.work_dir, backbone), args.work_dir)
     print('evaluating the trained model ...', flush=True)
     preds = osp.join(args.work_dir, 'predictions.pkl')
     after = evaluate(trained, args.work_dir, out=preds)
@@ -172,7 +188,7 @@ def main():
     print(f'overlays:   {len(overlays)} PNGs (ground truth | prediction), '
           f'e.g. {overlays[0]}; grid: {grid}')
     print(f'time:       {time.time() - t0:.0f} s in all '
-          f'({t_train:.0f} s data + training)')
+          f'({t_train:.0f} s data + pretraining + training)')
 
 
 if __name__ == '__main__':

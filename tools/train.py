@@ -43,10 +43,27 @@ def parse_args(argv=None):
     return args
 
 
+def check_pretrained_backbone(cfg: Config) -> None:
+    """A backbone ``init_cfg`` of type Pretrained that names a local file
+    which is not there ends train.py with one line (mmengine would fail on
+    it only after building the model and the data)."""
+    init = (cfg.model.get('backbone') or {}).get('init_cfg')
+    if not isinstance(init, dict) or init.get('type') != 'Pretrained':
+        return
+    ckpt = init.get('checkpoint')
+    if isinstance(ckpt, str) and '://' not in ckpt and not osp.isfile(ckpt):
+        raise SystemExit(
+            f'train.py: model.backbone.init_cfg.checkpoint {ckpt} does not exist; '
+            'write it first (the quickstart\'s backbone: python '
+            f'tools/pretrain_backbone.py --out {ckpt}) or point '
+            '--cfg-options model.backbone.init_cfg.checkpoint=... at it')
+
+
 def build_cfg(args) -> Config:
     from m2f_mm.utils.runner import load_config
     cfg = load_config(args.config, 'train.py', args.cfg_options, args.work_dir,
                       args.launcher)
+    check_pretrained_backbone(cfg)
     if args.amp_dtype and not args.amp:
         raise SystemExit('train.py: --amp-dtype needs --amp')
     wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
