@@ -22,5 +22,6 @@ def test_quickstart_meets_its_targets(tmp_path):
     assert set(rows) == {'PQ', 'PQ things', 'mask AP', 'mIoU'}, out.stdout[-2000:]
     assert rows['PQ'][1] >= 70, out.stdout[-2000:]
     assert rows['PQ'][1] > rows['PQ'][0] + 10
-    for name in ('results.md', 'curves.png', 'overlays/grid.png'):
+    for name in ('results.md', 'curves.png', 'overlays/grid.png',
+                 'backbone_toyshapes.pth'):
         assert (tmp_path / name).is_file(), name

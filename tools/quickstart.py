@@ -11,7 +11,8 @@
    over gloo) where the machine has 2 or more cores: on 2 cores that trains
    ~1.5x faster than one process with two threads,
 4. draws the training curves (tools/plot_curves.py) to WORK_DIR/curves.png,
-5. evaluates the untrained and the trained model with CocoPanopticMetric
+5. evaluates the model before training (pretrained backbone, the rest at
+   random) and the trained model with CocoPanopticMetric
    (PQ), CocoMetric (mask AP) and IoUMetric (mIoU) (tools/test.py),
 6. draws ground truth | prediction overlays of the val images and a grid
    of them (tools/draw_overlays.py) under WORK_DIR/overlays,
@@ -19,7 +20,7 @@
    as WORK_DIR/results.md.
 
     python tools/quickstart.py [--work-dir work_dirs/quickstart] [--iters N]
-        [--nproc N] [--pretrain-steps 800]
+        [--nproc N] [--pretrain-steps 800] [--seed 0]
 """
 import argparse
 import math
@@ -100,7 +101,7 @@ def _cell(value: float) -> str:
 
 
 def summary_table(before: dict, after: dict) -> str:
-    rows = ['| metric (toy val) | untrained | trained |', '| --- | --- | --- |']
+    rows = ['| metric (toy val) | before training | trained |', '| --- | --- | --- |']
     for name, key, scale in METRICS:
         rows.append(f'| {name} | {_cell(scale * before.get(key, math.nan))} | '
                     f'{_cell(scale * after.get(key, math.nan))} |')
@@ -134,6 +135,10 @@ def main():
                         'schedule assumes 2 (batch 2 x 4)')
     parser.add_argument('--pretrain-steps', type=int, default=800,
                         help='backbone pretraining steps (tools/pretrain_backbone.py)')
+    parser.add_argument('--seed', type=int, default=0,
+                        help='seed of the pretraining and the training (the '
+                        'config\'s randomness.seed is 0); another seed shows '
+                        'how far runs spread')
     args = parser.parse_args()
     os.chdir(REPO)
     t0 = time.time()
@@ -142,9 +147,11 @@ def main():
     run([py, 'tools/make_toy_dataset.py', '--out', DATA])
     backbone = osp.join(args.work_dir, BACKBONE)
     run([py, 'tools/pretrain_backbone.py', '--data', DATA,
-         '--steps', str(args.pretrain_steps), '--out', backbone])
+         '--steps', str(args.pretrain_steps), '--seed', str(args.seed),
+         '--out', backbone])
     train = [CONFIG, '--work-dir', args.work_dir,
-             '--cfg-options', f'model.backbone.init_cfg.checkpoint={backbone}']
+             '--cfg-options', f'model.backbone.init_cfg.checkpoint={backbone}',
+             f'randomness.seed={args.seed}']
     if args.iters:
         train += [f'train_cfg.max_iters={args.iters}',
                   f'train_cfg.val_interval={args.iters}',
@@ -164,7 +171,7 @@ def main():
     from mmengine.fileio import load
     from plot_curves import plot_curves
     curves = plot_curves(args.work_dir)
-    print('evaluating the untrained model ...', flush=True)
+    print('evaluating the model before training (pretrained backbone) ...', flush=True)
     before = evaluate(untrained_checkpoint(args.work_dir, backbone), args.work_dir)
     print('evaluating the trained model ...', flush=True)
     preds = osp.join(args.work_dir, 'predictions.pkl')
