@@ -20,7 +20,9 @@ def test_quickstart_meets_its_targets(tmp_path):
         if len(cells) == 3 and cells[0] in ('PQ', 'PQ things', 'mask AP', 'mIoU'):
             rows[cells[0]] = (float(cells[1]), float(cells[2]))
     assert set(rows) == {'PQ', 'PQ things', 'mask AP', 'mIoU'}, out.stdout[-2000:]
-    assert rows['PQ'][1] >= 70, out.stdout[-2000:]
+    # the targets; both measured seeds meet them (README)
+    for name, target in (('PQ', 70), ('PQ things', 50), ('mask AP', 40), ('mIoU', 80)):
+        assert rows[name][1] >= target, (name, out.stdout[-2000:])
     assert rows['PQ'][1] > rows['PQ'][0] + 10
     for name in ('results.md', 'curves.png', 'overlays/grid.png',
                  'backbone_toyshapes.pth'):
