@@ -23,7 +23,6 @@ Also a diagnostic: the val accuracy is the baseline for the class accuracy
 import argparse
 import json
 import logging
-import os
 import os.path as osp
 import sys
 import time
@@ -76,12 +75,11 @@ def pool(feat: torch.Tensor, masks: torch.Tensor, mode: str) -> torch.Tensor:
 
 
 def save_backbone(backbone: torch.nn.Module, path: str, meta: Dict) -> None:
-    """Save ``backbone``'s weights under ``backbone.``-prefixed keys; written
-    to a temporary file first, so ``path`` is either whole or absent."""
+    """Save ``backbone``'s weights under ``backbone.``-prefixed keys, whole or
+    not at all (:func:`m2f_mm.utils.fileio.atomic_write`)."""
+    from m2f_mm.utils.fileio import atomic_write
     state = {f'backbone.{k}': v for k, v in backbone.state_dict().items()}
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    torch.save({'state_dict': state, 'meta': meta}, path + '.part')
-    os.replace(path + '.part', path)
+    atomic_write(path, lambda f: torch.save({'state_dict': state, 'meta': meta}, f))
 
 
 def main(argv=None) -> Dict:

@@ -71,6 +71,7 @@ def untrained_checkpoint(work_dir: str, backbone: Optional[str] = None) -> str:
     from mmengine.config import Config
     from mmengine.registry import MODELS, init_default_scope
     import m2f_mm  # noqa: F401
+    from m2f_mm.utils.fileio import atomic_write
     path = osp.join(work_dir, 'untrained.pth')
     cfg = Config.fromfile(osp.join(REPO, CONFIG))
     if backbone:
@@ -81,10 +82,9 @@ def untrained_checkpoint(work_dir: str, backbone: Optional[str] = None) -> str:
     torch.manual_seed(0)
     model = MODELS.build(cfg.model)
     model.init_weights()
-    os.makedirs(work_dir, exist_ok=True)
     meta = dict(dataset_meta=dict(cfg.metainfo))  # classes and palette
-    torch.save({'state_dict': model.state_dict(), 'meta': meta}, path + '.part')
-    os.replace(path + '.part', path)
+    atomic_write(path, lambda f: torch.save(
+        {'state_dict': model.state_dict(), 'meta': meta}, f))
     return path
 
 
