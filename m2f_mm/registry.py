@@ -14,6 +14,7 @@ in the caller's scope as usual.
 from typing import Any, Optional
 
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
+from mmengine.registry import LOOPS as MMENGINE_LOOPS
 from mmengine.registry import METRICS as MMENGINE_METRICS
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import OPTIM_WRAPPERS as MMENGINE_OPTIM_WRAPPERS
@@ -41,6 +42,8 @@ METRICS = Registry(
 OPTIM_WRAPPERS = Registry(
     'optim wrapper', parent=MMENGINE_OPTIM_WRAPPERS, scope=SCOPE,
     locations=['m2f_mm'])
+LOOPS = Registry(
+    'loop', parent=MMENGINE_LOOPS, scope=SCOPE, locations=['m2f_mm'])
 VISUALIZERS = Registry(
     'visualizer', parent=MMENGINE_VISUALIZERS, scope=SCOPE,
     locations=['m2f_mm'])

@@ -24,8 +24,12 @@ def test_wrapper_choice_per_device():
     with pytest.raises(ValueError, match='bfloat16 only'):
         amp_optim_wrapper_cfg(base, 'cpu', 'float16')
     cuda = amp_optim_wrapper_cfg(base, 'cuda')
-    assert cuda == dict(base, type='AmpOptimWrapper', loss_scale='dynamic')
-    assert amp_optim_wrapper_cfg(base, 'cuda', 'bfloat16')['dtype'] == 'bfloat16'
+    assert cuda == dict(base, type='AmpOptimWrapper', loss_scale='dynamic',
+                        dtype='float16')
+    assert amp_optim_wrapper_cfg(base, 'cuda', 'float16') == cuda
+    # bfloat16 needs no loss scale on CUDA either
+    bf16 = amp_optim_wrapper_cfg(dict(base, loss_scale=512.), 'cuda', 'bfloat16')
+    assert bf16 == dict(base, type='m2f_mm.AutocastOptimWrapper', dtype='bfloat16')
 
 
 def test_autocast_optim_wrapper_runs_bf16_forward_and_float32_step():
@@ -93,3 +97,50 @@ def test_train_tool_refuses_fp16_on_cpu(tmp_path):
     with pytest.raises(SystemExit, match='bfloat16 only'):
         train.main([PANOPTIC, '--amp', '--amp-dtype', 'float16',
                     '--work-dir', str(tmp_path)])
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='checks the CPU path')
+def test_test_tool_amp_runs_the_network_in_bf16(toy_data, tmp_path, monkeypatch):
+    """``test.py --amp`` evaluates under bf16 autocast (our test loop), the
+    fusion in float32; the metrics come out as in a float32 run."""
+    import test as test_tool
+    from m2f_mm.engine import AutocastTestLoop
+    from m2f_mm.models.heads.mask2former_head import Mask2FormerHead
+    seen = []
+    real = Mask2FormerHead.forward
+
+    def forward(self, *args, **kwargs):
+        out = real(self, *args, **kwargs)
+        seen.append(out[1][-1].dtype)
+        return out
+    monkeypatch.setattr(Mask2FormerHead, 'forward', forward)
+    work = tmp_path / 'w'
+    import train
+    train.main([PANOPTIC, '--work-dir', str(work), '--cfg-options',
+                f'train_dataloader.dataset.data_root={toy_data}',
+                f'val_dataloader.dataset.data_root={toy_data}',
+                f'val_evaluator.0.ann_file={toy_data}annotations/panoptic_val.json',
+                f'val_evaluator.0.seg_prefix={toy_data}annotations/panoptic_val/',
+                f'val_evaluator.1.ann_file={toy_data}annotations/instances_val.json',
+                'val_dataloader.num_workers=0', 'val_dataloader.persistent_workers=False',
+                'train_cfg.max_iters=1', 'train_cfg.val_interval=100',
+                'default_hooks.checkpoint.interval=1',
+                'train_dataloader.batch_size=2', 'train_dataloader.num_workers=0',
+                'train_dataloader.persistent_workers=False'])
+    options = [f'test_dataloader.dataset.data_root={toy_data}',
+               'test_dataloader.num_workers=0', 'test_dataloader.persistent_workers=False',
+               f'test_evaluator.0.ann_file={toy_data}annotations/panoptic_val.json',
+               f'test_evaluator.0.seg_prefix={toy_data}annotations/panoptic_val/',
+               f'test_evaluator.1.ann_file={toy_data}annotations/instances_val.json']
+    seen.clear()
+    args = [PANOPTIC, str(work / 'iter_1.pth'), '--work-dir', str(tmp_path / 't')]
+    metrics = test_tool.main(args + ['--amp', '--cfg-options'] + options)
+    assert seen and set(seen) == {torch.bfloat16}
+    assert 'coco_panoptic/PQ' in metrics and 'sem_seg/mIoU' in metrics
+    cfg = test_tool.build_cfg(test_tool.parse_args(args + ['--amp']))
+    assert cfg.test_cfg == dict(type='m2f_mm.AutocastTestLoop', dtype='bfloat16')
+    assert AutocastTestLoop.__mro__[1].__name__ == 'TestLoop'
+    with pytest.raises(SystemExit, match='bfloat16 only'):
+        test_tool.build_cfg(test_tool.parse_args(args + ['--amp', '--amp-dtype', 'float16']))
+    with pytest.raises(SystemExit, match='needs --amp'):
+        test_tool.build_cfg(test_tool.parse_args(args + ['--amp-dtype', 'bfloat16']))

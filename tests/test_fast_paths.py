@@ -122,13 +122,16 @@ def test_only_value_or_only_locations_need_grad():
 
 
 def test_dispatch_uses_the_reference_for_other_dtypes():
-    """bfloat16 (autocast) takes the grid_sample reference, which computes
-    exactly what mmcv's PyTorch implementation does."""
+    """bfloat16 (autocast) on CPU takes the grid_sample reference, computed
+    in float32: exactly mmcv's PyTorch implementation on the inputs cast to
+    float32, rounded to bfloat16."""
     value, loc, attn = (t.detach().to(torch.bfloat16) for t in _inputs())
     out = ms_deform_attn(value, SHAPES, loc, attn)
+    assert out.dtype == torch.bfloat16
     assert torch.equal(out, ms_deform_attn_reference(value, SHAPES, loc, attn))
-    ref = multi_scale_deformable_attn_pytorch(value, torch.tensor(SHAPES), loc, attn)
-    assert torch.equal(out, ref)
+    ref = multi_scale_deformable_attn_pytorch(value.float(), torch.tensor(SHAPES),
+                                              loc.float(), attn.float())
+    assert torch.equal(out, ref.to(torch.bfloat16))
 
 
 @pytest.mark.parametrize('batch', [1, 2])

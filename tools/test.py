@@ -1,6 +1,7 @@
 """Evaluate a checkpoint with mmengine's Runner and the config's evaluators.
 
     python tools/test.py CONFIG CHECKPOINT [--out results.pkl] [--show-dir vis]
+    python tools/test.py CONFIG CHECKPOINT --amp --amp-dtype bfloat16
     bash tools/dist_test.sh CONFIG CHECKPOINT 8
 """
 import argparse
@@ -21,6 +22,11 @@ def parse_args(argv=None):
                         'under <work_dir>/<timestamp>/<show-dir>')
     parser.add_argument('--wait-time', type=float, default=2,
                         help='seconds between shown images')
+    parser.add_argument('--amp', action='store_true',
+                        help='mixed-precision inference: bfloat16 on CPU, '
+                        'float16 on CUDA (--amp-dtype to choose)')
+    parser.add_argument('--amp-dtype', choices=['float16', 'bfloat16'],
+                        help='autocast dtype with --amp (CPU: bfloat16 only)')
     parser.add_argument('--tta', action='store_true', help='test-time augmentation '
                         '(needs tta_model and tta_pipeline in the config)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
@@ -62,6 +68,16 @@ def build_cfg(args) -> Config:
     cfg.load_from = args.checkpoint
     if args.show or args.show_dir:
         _enable_visualization(cfg, args)
+    if args.amp_dtype and not args.amp:
+        raise SystemExit('test.py: --amp-dtype needs --amp')
+    if args.amp:
+        from mmengine.device import get_device
+        device = get_device()
+        dtype = args.amp_dtype or ('bfloat16' if device == 'cpu' else 'float16')
+        if device == 'cpu' and dtype != 'bfloat16':
+            raise SystemExit(f'test.py: mixed precision on CPU runs bfloat16 only, '
+                             f'not {dtype}')
+        cfg.test_cfg = dict(type='m2f_mm.AutocastTestLoop', dtype=dtype)
     if args.tta:
         if 'tta_model' not in cfg or 'tta_pipeline' not in cfg:
             raise SystemExit('test.py: --tta needs tta_model and tta_pipeline '

@@ -3,6 +3,7 @@
     python tools/train.py configs/mask2former_r50_coco-panoptic.py
     python tools/train.py CONFIG --work-dir work_dirs/x --amp --resume
     python tools/train.py CONFIG --amp            # bf16 autocast on CPU, fp16 on CUDA
+    python tools/train.py CONFIG --amp --amp-dtype bfloat16   # bf16 on CUDA
     python tools/train.py CONFIG --debug          # tracebacks of data errors
     bash tools/dist_train.sh CONFIG 8            # torchrun, one process per GPU
 """
@@ -20,7 +21,8 @@ def parse_args(argv=None):
                         '(default: ./work_dirs/<config name>)')
     parser.add_argument('--amp', action='store_true',
                         help='automatic mixed precision training: bfloat16 '
-                        'autocast on CPU, float16 with loss scaling on CUDA')
+                        'autocast on CPU, float16 with dynamic loss scaling on '
+                        'CUDA (--amp-dtype bfloat16: bfloat16, no loss scaling)')
     parser.add_argument('--amp-dtype', choices=['float16', 'bfloat16'],
                         help='autocast dtype with --amp (CPU: bfloat16 only)')
     parser.add_argument('--debug', action='store_true',

@@ -1,3 +1,4 @@
 from .optim_wrapper import AutocastOptimWrapper, amp_optim_wrapper_cfg
+from .test_loop import AutocastTestLoop
 
-__all__ = ['AutocastOptimWrapper', 'amp_optim_wrapper_cfg']
+__all__ = ['AutocastOptimWrapper', 'AutocastTestLoop', 'amp_optim_wrapper_cfg']

@@ -5,8 +5,9 @@ mlu or musa").
 bfloat16 has float32's exponent range, so its gradients neither underflow
 nor overflow where float32's would not, and it needs no loss scaling: the
 wrapper only runs the forward (and the loss) under ``torch.autocast``.
-:func:`amp_optim_wrapper_cfg` picks this wrapper on CPU and mmengine's
-(with dynamic loss scaling) on accelerators; tools/train.py ``--amp`` uses it.
+:func:`amp_optim_wrapper_cfg` picks this wrapper for bfloat16 (on CPU, and on
+CUDA with ``--amp-dtype bfloat16``) and mmengine's, with dynamic loss
+scaling, for float16; tools/train.py ``--amp`` uses it.
 """
 from contextlib import contextmanager
 from typing import Optional
@@ -58,20 +59,22 @@ class AutocastOptimWrapper(OptimWrapper):
 def amp_optim_wrapper_cfg(optim_wrapper: dict, device: str,
                           dtype: Optional[str] = None) -> dict:
     """``optim_wrapper`` (a config dict) turned into mixed precision on
-    ``device``: :class:`AutocastOptimWrapper` in bfloat16 on CPU, mmengine's
-    ``AmpOptimWrapper`` with dynamic loss scaling elsewhere (float16 unless
-    ``dtype`` says bfloat16). A config that already asks for
-    ``AmpOptimWrapper`` gets the CPU wrapper on CPU."""
+    ``device``: bfloat16 (the CPU's only choice, ``dtype='bfloat16'``
+    elsewhere) through :class:`AutocastOptimWrapper`, without loss scaling;
+    float16 (the default on accelerators) through mmengine's
+    ``AmpOptimWrapper`` with dynamic loss scaling. A config that already
+    asks for ``AmpOptimWrapper`` gets the bfloat16 wrapper on CPU."""
     cfg = dict(optim_wrapper)
-    if device == 'cpu':
-        if dtype is not None and _dtype(dtype) != torch.bfloat16:
-            raise ValueError(f'mixed precision on CPU runs bfloat16 only, not {dtype}')
+    if device == 'cpu' and dtype is not None and _dtype(dtype) != torch.bfloat16:
+        raise ValueError(f'mixed precision on CPU runs bfloat16 only, not {dtype}')
+    given = dtype if dtype is not None else cfg.get('dtype')
+    if device == 'cpu' or (given is not None and _dtype(given) == torch.bfloat16):
+        # bfloat16 has float32's range: no loss scale, on any device
         cfg.pop('loss_scale', None)
         cfg.pop('use_fsdp', None)
         cfg.update(type='m2f_mm.AutocastOptimWrapper', dtype='bfloat16')
     else:
         cfg['type'] = 'AmpOptimWrapper'
         cfg.setdefault('loss_scale', 'dynamic')
-        if dtype is not None:
-            cfg['dtype'] = 'bfloat16' if _dtype(dtype) == torch.bfloat16 else 'float16'
+        cfg['dtype'] = 'float16'
     return cfg

@@ -9,6 +9,8 @@ from mmengine.runner import Runner
 from m2f_mm.datasets.class_counts import apply_class_counts, head_counts
 from m2f_mm.datasets.pipeline_errors import name_pipeline_errors
 from ..patches import allow_runner_checkpoint_globals, setup_cpu_distributed
+from .determinism import (describe_deterministic_mode, prepare_deterministic,
+                          relax_deterministic)
 from .errors import DataError, NonFiniteError, debug_enabled, one_line
 
 
@@ -34,7 +36,21 @@ class M2FRunner(Runner):
     the datasets' pipelines name the file, image and step of an error
     (:func:`~m2f_mm.datasets.pipeline_errors.name_pipeline_errors`), and
     their metainfo and ``BuildMaskTargets`` follow the head's class counts
-    (:func:`~m2f_mm.datasets.class_counts.apply_class_counts`)."""
+    (:func:`~m2f_mm.datasets.class_counts.apply_class_counts`). A
+    deterministic run (``randomness.deterministic``) warns instead of
+    stopping at an op without a deterministic kernel, and names it in the
+    log (:mod:`m2f_mm.utils.determinism`)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if self._deterministic:
+            self.logger.info(describe_deterministic_mode())
+
+    def set_randomness(self, seed, diff_rank_seed: bool = False,
+                       deterministic: bool = False) -> None:
+        super().set_randomness(seed, diff_rank_seed, deterministic)
+        if deterministic:
+            relax_deterministic()
 
     def build_dataloader(self, *args, **kwargs):  # called on the instance
         loader = Runner.build_dataloader(*args, **kwargs)
@@ -49,10 +65,12 @@ def build_runner(cfg: Config):
     """:class:`M2FRunner` (or the config's ``runner_type``) in the config's
     default scope, with the fixes of :mod:`m2f_mm.patches` that our tools
     apply: mmengine checkpoints load on torch ≥ 2.6, and distributed runs
-    start on CPU-only machines (gloo, CPU DDP)."""
+    start on CPU-only machines (gloo, CPU DDP); a deterministic config gets
+    cuBLAS's fixed workspace."""
     from mmengine.registry import RUNNERS, init_default_scope
     allow_runner_checkpoint_globals()
     setup_cpu_distributed(cfg)
+    prepare_deterministic(cfg)
     init_default_scope(cfg.get('default_scope', 'mmdet'))
     if 'runner_type' in cfg:
         return RUNNERS.build(cfg)

@@ -6,12 +6,13 @@ import torch.nn.functional as F
 from mmengine.model import caffe2_xavier_init
 from torch import Tensor, nn
 
-from m2f_mm.ops import mask_logit_products
+from m2f_mm.ops import attention_backends, deterministic_mode, mask_logit_products
 from ..utils.position_encoding import SinePositionEmbedding
 
 
 class Attention(nn.Module):
-    """Multi-head attention on fused SDPA kernels.
+    """Multi-head attention on fused SDPA kernels (the math kernel under
+    deterministic mode on CUDA: :func:`~m2f_mm.ops.attention_backends`).
 
     The parameters are laid out as in ``nn.MultiheadAttention``
     (``in_proj_weight``, ``in_proj_bias``, ``out_proj``), so weights map
@@ -43,7 +44,13 @@ class Attention(nn.Module):
         k = F.linear(key, w_k, b_k).view(b, key.shape[1], h, -1).transpose(1, 2)
         v = F.linear(value, w_v, b_v).view(b, value.shape[1], h, -1).transpose(1, 2)
         mask = None if keep is None else keep.unsqueeze(1)  # B×1×Q×K
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        backends = attention_backends(q.device.type, deterministic_mode())
+        if backends is None:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        else:
+            from torch.nn.attention import sdpa_kernel
+            with sdpa_kernel(backends):
+                out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         return self.out_proj(out.transpose(1, 2).reshape(b, q_len, c))
 
 

@@ -7,6 +7,7 @@ how targets come in and predictions go out for each is in ``hosts.py``.
 """
 from typing import Dict, List, Optional, Sequence, Tuple
 
+import torch
 from mmengine.model import BaseModule
 from torch import Tensor
 
@@ -155,15 +156,17 @@ class Mask2FormerHead(BaseModule):
                 test_cfg=_NOT_PASSED):
         """MMDet: class logits (B, Q, K+1) and mask logits at the padded
         input size (B, Q, H, W), for the fusion head. MMSeg (given image
-        metas and its test_cfg): per-class scores (B, K, H, W)."""
+        metas and its test_cfg): per-class scores (B, K, H, W). Float32
+        whatever the autocast around the network."""
         all_cls, all_masks = self(x)
+        cls, masks = all_cls[-1].float(), all_masks[-1].float()
         host = self.host or ('mmdet' if test_cfg is _NOT_PASSED else 'mmseg')
-        if host == 'mmseg':
-            test_cfg = None if test_cfg is _NOT_PASSED else test_cfg
-            return hosts.mmseg_seg_logits(all_cls[-1], all_masks[-1],
-                                          batch_data_samples, test_cfg)
-        return hosts.mmdet_predictions(all_cls[-1], all_masks[-1],
-                                       batch_data_samples)
+        with torch.autocast(masks.device.type, enabled=False):
+            if host == 'mmseg':
+                test_cfg = None if test_cfg is _NOT_PASSED else test_cfg
+                return hosts.mmseg_seg_logits(cls, masks, batch_data_samples,
+                                              test_cfg)
+            return hosts.mmdet_predictions(cls, masks, batch_data_samples)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # head weights in MMDet's/MMSeg's layout, or in ours before the

@@ -12,9 +12,11 @@ def class_loss(cls_logits: Tensor, labels: Tensor, class_weight: Tensor) -> Tens
 
     cls_logits: (..., N, K+1); labels: (..., N) with K for no object → (...).
     """
-    ce = F.cross_entropy(cls_logits.flatten(0, -2), labels.flatten(),
-                         weight=class_weight, reduction='none')
-    return ce.view(labels.shape).sum(-1) / class_weight[labels].sum(-1)
+    # F.cross_entropy's weighted terms, spelled out: CUDA's weighted NLL
+    # kernel is refused under deterministic mode, a gather is not
+    log_p = cls_logits.log_softmax(-1).gather(-1, labels[..., None])[..., 0]
+    weight = class_weight[labels]
+    return -(log_p * weight).sum(-1) / weight.sum(-1)
 
 
 def point_bce_loss(point_logits: Tensor, point_targets: Tensor) -> Tensor:

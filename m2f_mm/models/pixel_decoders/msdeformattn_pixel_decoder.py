@@ -2,13 +2,12 @@
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
-import torch.nn.functional as F
 from mmcv.cnn import ConvModule
 from mmcv.ops import MultiScaleDeformableAttention
 from mmengine.model import BaseModule, caffe2_xavier_init, normal_init, xavier_init
 from torch import Tensor, nn
 
-from m2f_mm.ops import ms_deform_attn
+from m2f_mm.ops import ms_deform_attn, resize_bilinear
 from m2f_mm.registry import MODELS
 from ..utils.position_encoding import SinePositionEmbedding
 
@@ -204,7 +203,6 @@ class MSDeformAttnPixelDecoder(BaseModule):
         for lateral, output, lvl in zip(self.lateral_convs, self.output_convs,
                                         self.fpn_level_ids):
             y = lateral(feats[lvl])
-            y = y + F.interpolate(outs[-1], size=y.shape[-2:], mode='bilinear',
-                                  align_corners=False)
+            y = y + resize_bilinear(outs[-1], y.shape[-2:])
             outs.append(output(y))
         return self.mask_feature(outs[-1]), outs[:self.num_outs]

@@ -4,11 +4,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from m2f_mm.ops import chunks
+from m2f_mm.ops import chunks, deterministic_mode, gather_sample, point_sample_impl
+from m2f_mm.ops.dispatch import needs_grad
 
 
 def point_sample(inputs: Tensor, coords: Tensor) -> Tensor:
-    """Bilinearly sample ``inputs`` at normalised ``coords``.
+    """Bilinearly sample ``inputs`` at normalised ``coords`` (zeros outside,
+    ``align_corners=False``): ``grid_sample``, or gathered corners where its
+    backward would run under deterministic mode on CUDA.
 
     Args:
         inputs: (N, C, H, W).
@@ -17,6 +20,9 @@ def point_sample(inputs: Tensor, coords: Tensor) -> Tensor:
     Returns:
         (N, C, P).
     """
+    if point_sample_impl(inputs.device.type, deterministic_mode(),
+                         needs_grad(inputs)) == 'gather':
+        return gather_sample(inputs, coords)
     grid = coords.unsqueeze(2).mul(2.0).sub_(1.0)  # N×P×1×2 in [-1, 1]
     return F.grid_sample(inputs, grid, align_corners=False).squeeze(3)
 

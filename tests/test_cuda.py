@@ -1,0 +1,237 @@
+"""CUDA: the same model on CUDA and CPU, fast paths on and off, mixed
+precision training, deformable attention's CUDA paths against the
+reference, the tools end to end and deterministic mode. Skipped without a
+GPU; ``pytest -m cuda`` runs them (see the README's GPU section)."""
+import copy
+import importlib
+import os
+import sys
+
+import pytest
+import torch
+
+from synthetic import make_sample
+
+pytestmark = [pytest.mark.cuda,
+              pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')]
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, 'tools'))
+PANOPTIC = os.path.join(REPO, 'configs/quickstart/mask2former_r18_toy-panoptic.py')
+
+
+@pytest.fixture
+def no_tf32():
+    """Full float32 products, so that CUDA and CPU compare to 1e-4."""
+    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    yield
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+def _r50(seed=0):
+    sys.path.insert(0, os.path.join(REPO, 'tools'))
+    from bench.models import build_mmdet_pair
+    ours, _ = build_mmdet_pair(seed)
+    return ours.eval()
+
+
+def _batch(size=256, batch=2):
+    from bench.batch import synthetic_batch
+    return synthetic_batch(size, batch, seed=0)
+
+
+def _rel(a, b):
+    return float((a - b).abs().max() / b.abs().max().clamp_min(1e-12))
+
+
+def _sets(model, inputs, samples):
+    with torch.no_grad():
+        cls, masks = model.panoptic_head(model.extract_feat(inputs), samples)
+    return cls + masks
+
+
+def test_r50_on_cuda_equals_cpu(no_tf32):
+    """All 10 prediction sets of the R-50 COCO-panoptic model, same weights,
+    CUDA (mmcv's kernel) vs CPU (the sparse form): within 1e-4 relative."""
+    model = _r50()
+    inputs, samples = _batch()
+    cpu = _sets(model, inputs, samples)
+    model.cuda()
+    gpu = _sets(model, inputs.cuda(), [s.to('cuda') for s in samples])
+    errors = [_rel(g.cpu(), c) for g, c in zip(gpu, cpu)]
+    print('CUDA vs CPU, relative max |Δ| per set:', ['%.1e' % e for e in errors])
+    assert len(errors) == 20 and max(errors) < 1e-4
+
+
+def test_fast_paths_on_vs_off_on_cuda(no_tf32):
+    from m2f_mm.ops import fast_paths
+    model = _r50().cuda()
+    inputs, samples = _batch()
+    inputs, samples = inputs.cuda(), [s.to('cuda') for s in samples]
+    fast = _sets(model, inputs, samples)
+    with fast_paths(False):
+        plain = _sets(model, inputs, samples)
+    errors = [_rel(a, b) for a, b in zip(fast, plain)]
+    print('fast vs plain on CUDA:', ['%.1e' % e for e in errors])
+    assert max(errors) < 1e-4
+
+
+def _small_model(seed=0):
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+
+    from reference_models import ours_cfg
+    register_all_modules(init_default_scope=False)
+    torch.manual_seed(seed)
+    model = MODELS.build(ours_cfg(num_layers=6, feat=64, num_points=1024))
+    model.init_weights()
+    return model.cuda()
+
+
+def _train_losses(model, dtype, steps=20):
+    """Losses of ``steps`` AdamW steps on one fixed batch, forward and loss
+    under CUDA autocast in ``dtype`` (None: float32), the loss points drawn
+    from the same seeded stream."""
+    samples = [make_sample(128, 128, seed=s).to('cuda') for s in (1, 2)]
+    torch.manual_seed(1)
+    images = torch.randn(2, 3, 128, 128, device='cuda')
+    optim = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    scaler = torch.amp.GradScaler('cuda', enabled=dtype == torch.float16)
+    model.panoptic_head.criterion.generator = torch.Generator().manual_seed(0)
+    model.train()
+    losses = []
+    for _ in range(steps):
+        with torch.autocast('cuda', dtype=dtype or torch.float32, enabled=dtype is not None):
+            parts = model.loss(images, samples)
+        loss = sum(v for k, v in parts.items() if 'loss' in k)
+        optim.zero_grad()
+        scaler.scale(loss).backward()
+        scaler.step(optim)
+        scaler.update()
+        losses.append(float(loss))
+    return losses
+
+
+@pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
+def test_mixed_precision_training_follows_float32(dtype, no_tf32):
+    base = _small_model()
+    fp32 = _train_losses(copy.deepcopy(base), None)
+    amp = _train_losses(copy.deepcopy(base), dtype)
+    print(dtype, 'float32', ['%.3f' % x for x in fp32], 'amp', ['%.3f' % x for x in amp])
+    assert all(torch.isfinite(torch.tensor(amp)))
+    mean32, mean_amp = sum(fp32) / len(fp32), sum(amp) / len(amp)
+    assert abs(mean_amp - mean32) <= 0.02 * mean32
+    assert amp != fp32  # the forward really ran in reduced precision
+
+
+def _deform_inputs(dtype, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    shapes = [(32, 32), (16, 16), (8, 8)]
+    nv = sum(h * w for h, w in shapes)
+    value = torch.randn(2, nv, 8, 32, generator=g)
+    loc = torch.rand(2, 300, 8, 3, 4, 2, generator=g) * 1.1 - 0.05
+    attn = torch.rand(2, 300, 8, 3, 4, generator=g).softmax(-1)
+    return shapes, [t.to('cuda', dtype) for t in (value, loc, attn)]
+
+
+@pytest.mark.parametrize('impl', ['mmcv', 'gather'])
+@pytest.mark.parametrize('dtype,tol', [(torch.float32, 1e-5), (torch.float16, 2e-3),
+                                       (torch.bfloat16, 1.6e-2)])
+def test_deformable_attention_cuda_paths_equal_reference(impl, dtype, tol, monkeypatch):
+    """Output and all three gradients against the float64 reference on the
+    same (rounded) inputs; relative to the largest magnitude."""
+    mod = importlib.import_module('m2f_mm.ops.ms_deform_attn')
+    from m2f_mm.ops import ms_deform_attn, ms_deform_attn_reference
+    shapes, inputs = _deform_inputs(dtype)
+    inputs = [t.requires_grad_() for t in inputs]
+    exact = [t.detach().double().requires_grad_() for t in inputs]
+    want = {'mmcv': 'mmcv' if dtype == torch.float32 else 'mmcv_float32',
+            'gather': 'gather'}[impl]
+    assert mod.deform_attn_impl('cuda', dtype, True, impl == 'gather') == want
+    monkeypatch.setattr(mod, 'current_deform_attn_impl', lambda v: want)
+    out = ms_deform_attn(inputs[0], shapes, inputs[1], inputs[2])
+    ref = ms_deform_attn_reference(exact[0], shapes, exact[1], exact[2])
+    assert out.dtype == dtype
+    w = torch.randn(ref.shape, device='cuda', dtype=torch.float64)
+    grads = torch.autograd.grad((out.double() * w).sum(), inputs)
+    grads_ref = torch.autograd.grad((ref * w).sum(), exact)
+    errors = [_rel(out.double(), ref)] + [_rel(a.double(), b)
+                                          for a, b in zip(grads, grads_ref)]
+    print(impl, dtype, 'output, value, location, weight grads:',
+          ['%.1e' % e for e in errors])
+    assert max(errors) < tol
+
+
+@pytest.fixture(scope='module')
+def toy_data(tmp_path_factory):
+    from make_toy_dataset import make_toy_dataset
+    root = tmp_path_factory.mktemp('toy_cuda')
+    make_toy_dataset(str(root), num_train=8, num_val=4, size=64, seed=5)
+    return str(root) + '/'
+
+
+def _options(data, iters=20, deterministic=False):
+    return [f'train_dataloader.dataset.data_root={data}',
+            f'val_dataloader.dataset.data_root={data}',
+            f'test_dataloader.dataset.data_root={data}',
+            f'train_cfg.max_iters={iters}', 'train_cfg.val_interval=1000',
+            f'default_hooks.checkpoint.interval={iters}',
+            'default_hooks.logger.interval=5', 'train_dataloader.batch_size=2',
+            'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False',
+            'val_dataloader.num_workers=0', 'val_dataloader.persistent_workers=False',
+            'test_dataloader.num_workers=0', 'test_dataloader.persistent_workers=False',
+            f'val_evaluator.0.ann_file={data}annotations/panoptic_val.json',
+            f'val_evaluator.0.seg_prefix={data}annotations/panoptic_val/',
+            f'val_evaluator.1.ann_file={data}annotations/instances_val.json',
+            f'test_evaluator.0.ann_file={data}annotations/panoptic_val.json',
+            f'test_evaluator.0.seg_prefix={data}annotations/panoptic_val/',
+            f'test_evaluator.1.ann_file={data}annotations/instances_val.json',
+            f'randomness.deterministic={deterministic}']
+
+
+@pytest.mark.parametrize('amp', [[], ['--amp'], ['--amp', '--amp-dtype', 'bfloat16']],
+                         ids=['fp32', 'fp16', 'bf16'])
+def test_train_and_test_tools_on_cuda(toy_data, tmp_path, amp):
+    import test as test_tool
+    import train
+    work = tmp_path / 'w'
+    train.main([PANOPTIC, '--work-dir', str(work), *amp, '--cfg-options',
+                *_options(toy_data)])
+    ckpt = work / 'iter_20.pth'
+    assert ckpt.is_file()
+    state = torch.load(ckpt, map_location='cpu', weights_only=False)['state_dict']
+    assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
+    test_args = [PANOPTIC, str(ckpt), '--work-dir', str(tmp_path / 't')]
+    if amp:
+        test_args += ['--amp', '--amp-dtype', 'bfloat16' if 'bfloat16' in amp else 'float16']
+    metrics = test_tool.main(test_args + ['--cfg-options', *_options(toy_data)])
+    assert 'coco_panoptic/PQ' in metrics and 'coco/segm_mAP' in metrics
+    print('amp', amp, {k: metrics[k] for k in ('coco_panoptic/PQ', 'coco/segm_mAP')})
+
+
+def test_deterministic_training_repeats_bit_for_bit(toy_data, tmp_path):
+    """Two deterministic runs of tools/train.py on CUDA give the same
+    weights bit for bit, and no op was reported non-deterministic."""
+    import warnings
+
+    import train
+    from m2f_mm.utils.determinism import log_nondeterministic_ops
+    states = []
+    # pytest's settings ignore UserWarnings: let PyTorch's reach the log here
+    warnings.filterwarnings('always', message='.*deterministic implementation')
+    try:
+        for run in range(2):
+            work = tmp_path / f'run{run}'
+            train.main([PANOPTIC, '--work-dir', str(work), '--cfg-options',
+                        *_options(toy_data, iters=10, deterministic=True)])
+            states.append(torch.load(work / 'iter_10.pth', map_location='cpu',
+                                     weights_only=False)['state_dict'])
+        named = log_nondeterministic_ops().seen
+    finally:
+        torch.use_deterministic_algorithms(False)
+    differ = [k for k in states[0] if not torch.equal(states[0][k], states[1][k])]
+    print('ops named non-deterministic:', sorted(named), '; tensors that differ:',
+          len(differ), 'of', len(states[0]))
+    assert not differ, differ[:5]
