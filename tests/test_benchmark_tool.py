@@ -1,6 +1,5 @@
 """A tiny smoke run of tools/benchmark.py and its parts (tools/bench/):
 small models, a 64×64 batch of one image, one round; no timing asserts."""
-import argparse
 import math
 import os
 import sys

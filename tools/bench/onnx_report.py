@@ -70,8 +70,9 @@ def onnx_report(args) -> str:
                      f'{median(times["ort"]):.3f}',
                      f'{median(paired_ratios(times, "ort", "pytorch")):.2f}×'])
     shape = 'small (ResNet-18, 64 channels)' if args.small else 'R-50'
-    rounds = '; '.join(f'{name}: ' + ', '.join(f'{r:.2f}' for r in paired_ratios(t, 'ort', 'pytorch'))
-                       for name, t in (('network', net), ('with results', full)))
+    rounds = '; '.join(
+        f'{name}: ' + ', '.join(f'{r:.2f}' for r in paired_ratios(t, 'ort', 'pytorch'))
+        for name, t in (('network', net), ('with results', full)))
     return (f'onnxruntime CPU vs our PyTorch inference: Mask2Former {shape}, COCO '
             f'panoptic shape, random weights, batch {batch}, {args.size}×{args.size}, '
             f'{args.threads} threads, medians of {args.repeats} alternating rounds '

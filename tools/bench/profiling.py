@@ -100,7 +100,7 @@ def op_profile(bench: Bench, row_limit: int = 25) -> str:
     with profile(activities=activities) as prof:
         bench.train_step()
     return prof.key_averages().table(
-        sort_by='self_cuda_time_total' if cuda else 'self_cpu_time_total',
+        sort_by='self_device_time_total' if cuda else 'self_cpu_time_total',
         row_limit=row_limit)
 
 

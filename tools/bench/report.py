@@ -77,16 +77,23 @@ def results_table(train: Dict[str, List[float]], infer: Dict[str, List[float]],
     return markdown_table(header, rows)
 
 
+def _rounds(times: Dict[str, List[float]], impl: str) -> str:
+    ratios = paired_ratios(times, 'm2f_mm', impl)
+    return ', '.join(f'{r:.2f}' for r in ratios) if ratios else '—'
+
+
 def header(args) -> str:
     """What was measured and how: model, size, device, precision, TF32."""
-    model = ('small Mask2Former (ResNet-18, 64 channels, 10 queries, K=1024)'
-             if args.small else 'Mask2Former R-50')
+    model = ('Mask2Former small (ResNet-18, 64 channels), COCO panoptic (133 classes, '
+             '10 queries, 9 layers, K=1024)' if args.small else
+             'Mask2Former R-50, COCO panoptic (133 classes, 100 queries, 9 layers, '
+             'K=12544)')
     amp = amp_mode(getattr(args, 'amp', None))
     precision = ('fp32' if amp is None else f'{amp} autocast (forward, loss and '
                  f'inference)' + (' + GradScaler' if amp == 'fp16' else ''))
     warmup = getattr(args, 'warmup', 1)
     memory = 'allocated CUDA memory' if args.device == 'cuda' else 'RSS'
-    return (f'{model}, COCO panoptic (133 classes, 9 layers), {args.size}×{args.size}, '
+    return (f'{model}, {args.size}×{args.size}, '
             f'{args.device}, {args.threads} threads, {precision}; medians of '
             f'{args.repeats} alternating rounds after {warmup} warm-up '
             f'round{"s" if warmup != 1 else ""}; train step (batch {args.batch}) = '
@@ -132,10 +139,8 @@ def run_benchmark(benches: Dict[str, Bench], args) -> str:
         failed_train, failed_infer, nan_loss)]
     for impl in [k for k in benches if k != 'm2f_mm']:
         lines.append('')
-        lines.append(f'Round-by-round ours / {NAMES[impl]}: train ' + ', '.join(
-            f'{r:.2f}' for r in paired_ratios(train, 'm2f_mm', impl)) +
-            '; inference ' + ', '.join(
-            f'{r:.2f}' for r in paired_ratios(infer, 'm2f_mm', impl)) + '.')
+        lines.append(f'Round-by-round ours / {NAMES[impl]}: train '
+                     f'{_rounds(train, impl)}; inference {_rounds(infer, impl)}.')
     amp = amp_mode(getattr(args, 'amp', None))
     under = f' under AMP {amp}' if amp else ''
     for phase, failed in (('train step', failed_train), ('inference', failed_infer)):
