@@ -5,6 +5,7 @@ import time
 from collections import defaultdict
 from typing import Callable, Dict
 
+from .precision import tf32_state
 from .report import markdown_table
 from .runner import Bench
 from .timing import median, synchronizer
@@ -110,6 +111,8 @@ def profile_report(bench: Bench, args) -> str:
     total = sum(stages.values())
     table = markdown_table(['stage', 'seconds', 'share'], [
         [k, f'{v:.3f}', f'{100 * v / total:.0f}%'] for k, v in stages.items()])
+    precision = bench.amp or 'fp32'
     return (f'## Our train step by stage ({args.size}², batch {args.batch}, '
-            f'{args.device}, {args.threads} threads)\n\n{table}\n\n'
+            f'{args.device}, {args.threads} threads, {precision})\n\n'
+            f'{tf32_state(getattr(args, "tf32", None))}\n\n{table}\n\n'
             f'## By op (one train step)\n\n{op_profile(bench)}')
