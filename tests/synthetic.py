@@ -44,7 +44,15 @@ def make_sample(h, w, num_things_classes=3, num_stuff_classes=2, num_things=3,
 
 
 class RandRecorder:
-    """Records every ``torch.rand`` draw made inside the ``with`` block."""
+    """Records every ``torch.rand`` draw made inside the ``with`` block.
+
+    Every draw is made on the CPU, from the global CPU generator (or the
+    ``generator`` passed, on its device), then moved to the device asked
+    for: a CUDA Philox stream drawn in several calls is not one long draw,
+    the CPU generator's stream is, so the draws stay a replayable stream
+    (``torch.rand(n, generator=torch.Generator().manual_seed(seed))``) on
+    every device. ``draws`` holds them as drawn, on the CPU.
+    """
 
     def __init__(self):
         self.draws = []
@@ -52,10 +60,13 @@ class RandRecorder:
     def __enter__(self):
         self._orig = torch.rand
 
-        def rand(*args, **kwargs):
-            out = self._orig(*args, **kwargs)
-            self.draws.append(out.clone())
-            return out
+        def rand(*size, generator=None, device=None, requires_grad=False,
+                 **kwargs):
+            where = generator.device if generator is not None else 'cpu'
+            drawn = self._orig(*size, generator=generator, device=where, **kwargs)
+            self.draws.append(drawn.clone())
+            target = torch.get_default_device() if device is None else device
+            return drawn.to(target).requires_grad_(requires_grad)
         torch.rand = rand
         return self
 
@@ -68,8 +79,10 @@ def losses_with_same_points(ref, ours, inputs, samples, seed=1234):
 
     MMDet's head draws its points from torch's global RNG, ours from its
     criterion's generator, in the same order (see ``Mask2FormerCriterion``):
-    seeding both alike replays MMDet's points in ours. The draws MMDet made
-    are checked to be exactly that stream.
+    seeding both alike replays MMDet's points in ours. MMDet's draws are
+    made on the CPU by :class:`RandRecorder` (on a GPU too) and checked to be
+    exactly the CPU generator's stream, which ours replays from a CPU
+    generator (its criterion moves the points to the masks' device).
     """
     torch.manual_seed(seed)
     with RandRecorder() as rec:

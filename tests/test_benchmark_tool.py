@@ -1,5 +1,6 @@
-"""A tiny smoke run of tools/benchmark.py's functions: small models, a
-64×64 batch of one image, one round; no timing asserts."""
+"""A tiny smoke run of tools/benchmark.py and its parts (tools/bench/):
+small models, a 64×64 batch of one image, one round; no timing asserts."""
+import math
 import os
 import sys
 
@@ -8,6 +9,17 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), 'tools'))
 import benchmark  # noqa: E402
+from bench import NAMES, NUM_THINGS  # noqa: E402
+from bench.batch import synthetic_batch  # noqa: E402
+from bench.equality import output_differences  # noqa: E402
+from bench.memory import peak_rss_delta, worker_command  # noqa: E402
+from bench.models import hf_available  # noqa: E402
+from bench.precision import set_tf32  # noqa: E402
+from bench.profiling import profile_train_step  # noqa: E402
+from bench.report import header, results_table  # noqa: E402
+from bench.runner import Bench, build_benches, warm_up  # noqa: E402
+from bench.timing import time_alternating  # noqa: E402
+from synthetic import RandRecorder  # noqa: E402
 
 
 @pytest.fixture(scope='module')
@@ -15,25 +27,44 @@ def benches():
     # one thread: tiny ops on two threads crawl when other processes load the CPUs
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    impls = ['m2f_mm', 'mmdet'] + (['hf'] if benchmark.hf_available() else [])
-    yield benchmark.build_benches(impls, size=64, batch=1, small=True)
+    impls = ['m2f_mm', 'mmdet'] + (['hf'] if hf_available() else [])
+    yield build_benches(impls, size=64, batch=1, small=True)
     torch.set_num_threads(threads)
 
 
 def test_synthetic_batch_has_things_and_stuff():
-    inputs, samples = benchmark.synthetic_batch(64, 2, num_things=10, num_stuff=5)
+    inputs, samples = synthetic_batch(64, 2, num_things=10, num_stuff=5)
     assert inputs.shape == (2, 3, 64, 64)
     for s in samples:
         assert len(s.gt_instances.labels) == 10
-        assert (s.gt_instances.labels < benchmark.NUM_THINGS).all()
+        assert (s.gt_instances.labels < NUM_THINGS).all()
         stuff = torch.unique(s.gt_sem_seg.sem_seg)
-        assert (stuff >= benchmark.NUM_THINGS).sum() >= 1
+        assert (stuff >= NUM_THINGS).sum() >= 1
+
+
+def test_rand_recorder_draws_on_the_cpu_and_moves():
+    """MMDet asks for its points on the masks' device; the recorder draws
+    them from the CPU generator (one replayable stream on any device) and
+    hands them over on the device asked for (the meta device here)."""
+    torch.manual_seed(3)
+    plain = torch.rand
+    with RandRecorder() as rec:
+        a = torch.rand(2, 5, device='meta')
+        b = torch.rand((4,), device='cpu', requires_grad=True)
+        own = torch.rand(3, generator=torch.Generator().manual_seed(7))
+    assert a.device.type == 'meta' and a.shape == (2, 5)
+    assert b.device.type == 'cpu' and b.requires_grad
+    stream = torch.cat([d.flatten() for d in rec.draws[:2]])
+    assert all(d.device.type == 'cpu' for d in rec.draws)
+    assert torch.equal(stream, torch.rand(14, generator=torch.Generator().manual_seed(3)))
+    # an explicit generator is honoured, not the global one
+    assert torch.equal(own, torch.rand(3, generator=torch.Generator().manual_seed(7)))
+    assert torch.rand is plain
 
 
 def test_outputs_equal_mmdet_on_shared_weights(benches):
     ours, ref = benches['m2f_mm'], benches['mmdet']
-    diffs = benchmark.output_differences(ours.model, ref.model, ours.inputs,
-                                         ours.samples)
+    diffs = output_differences(ours.model, ref.model, ours.inputs, ours.samples)
     assert diffs['logits'] < 1e-4
     assert diffs['num_loss_terms'] == 30 and diffs['losses'] < 1e-4
     assert diffs['panoptic_pixels_differ'] == 0
@@ -41,26 +72,99 @@ def test_outputs_equal_mmdet_on_shared_weights(benches):
 
 def test_table_has_a_row_per_implementation(benches):
     fns = {k: b.train_step for k, b in benches.items()}
-    train = benchmark.time_alternating(fns, repeats=1, warmup=0)
-    infer = benchmark.time_alternating({k: b.predict for k, b in benches.items()},
-                                       repeats=1, warmup=0)
+    train = time_alternating(fns, repeats=1, warmup=0)
+    infer = time_alternating({k: b.predict for k, b in benches.items()},
+                             repeats=1, warmup=0)
     memory = {k: 100.0 for k in benches}
-    table = benchmark.results_table(train, infer, memory)
+    table = results_table(train, infer, memory)
     lines = table.splitlines()
     assert lines[0].startswith('| implementation |') and lines[1].startswith('| ---')
     assert len(lines) == 2 + len(benches)
     for impl in benches:
-        assert any(line.startswith(f'| {benchmark.NAMES[impl]} |') for line in lines)
+        assert any(line.startswith(f'| {NAMES[impl]} |') for line in lines)
     assert '1.00×' in table  # ours / MMDet's memory
+    # images/s columns; a failed implementation keeps its row, marked
+    table = results_table(train, {'m2f_mm': infer['m2f_mm']}, memory, batch=1,
+                          infer_batch=1, failed_infer={'mmdet'},
+                          nan_loss={'mmdet': 'NaN loss in 1 of 1 train steps'})
+    head, _, ours_row, mmdet_row = table.splitlines()[:4]
+    assert '| train images/s |' in head and '| inference images/s |' in head
+    cells = [c.strip() for c in mmdet_row.split('|')[1:-1]]
+    assert cells[1].endswith('(NaN loss)') and cells[3] == 'failed'
+    assert cells[4] == '—' and cells[7] == '—'  # no images/s, no ratio
+    ours_cells = [c.strip() for c in ours_row.split('|')[1:-1]]
+    assert float(ours_cells[2]) == pytest.approx(1 / train['m2f_mm'][0], abs=0.006)
+
+
+def test_amp_bf16_train_step_on_cpu(benches, capsys):
+    """--amp bf16 on the CPU: ours trains with a finite loss; MMDet's model
+    either does too, or its failure is caught and named in one line."""
+    amp = {k: Bench(k, b.model, b.inputs, b.samples, amp='bf16')
+           for k, b in benches.items() if k in ('m2f_mm', 'mmdet')}
+    failed = warm_up(amp, 'train_step')
+    assert 'm2f_mm' not in failed
+    assert len(amp['m2f_mm'].losses) == 1 and math.isfinite(amp['m2f_mm'].losses[0])
+    assert amp['m2f_mm'].nonfinite_losses() == ''
+    err = capsys.readouterr().err
+    if 'mmdet' in failed:
+        assert err.count('\n') == 1
+        assert err.startswith(f'{NAMES["mmdet"]} failed under AMP: ')
+    else:
+        assert math.isfinite(amp['mmdet'].losses[0]) and err == ''
+
+
+def test_warm_up_reports_a_failure_in_one_line(benches, capsys):
+    class Broken(Bench):
+        def predict(self):
+            raise NotImplementedError('"kernel" not implemented for \'BFloat16\'\n'
+                                      'more lines')
+    b = benches['m2f_mm']
+    broken = Broken('mmdet', b.model, b.inputs, b.samples, amp='bf16')
+    assert warm_up({'mmdet': broken}, 'predict', rounds=2) == {
+        'mmdet': 'NotImplementedError: "kernel" not implemented for \'BFloat16\''}
+    assert capsys.readouterr().err == (
+        f'{NAMES["mmdet"]} failed under AMP: NotImplementedError: "kernel" not '
+        f'implemented for \'BFloat16\'\n')
+
+
+def test_header_and_flags_reach_the_memory_worker():
+    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    try:
+        args = benchmark.parse_args(['--small', '--size', '64', '--amp', 'bf16',
+                                     '--tf32', 'off'])
+        set_tf32(args.tf32)
+        text = header(args)
+        assert 'bf16 autocast' in text
+        assert ('TF32: torch.backends.cuda.matmul.allow_tf32=False, '
+                'torch.backends.cudnn.allow_tf32=False (--tf32 off).') in text
+        cmd = worker_command('mmdet', 'train', args)
+        for flag, value in (('--amp', 'bf16'), ('--tf32', 'off'), ('--device', 'cpu'),
+                            ('--size', '64')):
+            assert cmd[cmd.index(flag) + 1] == value
+        assert '--small' in cmd
+        default = benchmark.parse_args([])
+        assert default.amp == 'none' and default.tf32 is None
+        assert '(PyTorch defaults)' in header(default) and 'fp32' in header(default)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+def test_device_cuda_without_cuda_is_a_parser_error(monkeypatch, capsys):
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    with pytest.raises(SystemExit) as exit_info:
+        benchmark.parse_args(['--device', 'cuda'])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert 'error: --device cuda: no CUDA device' in err.splitlines()[-1]
 
 
 def test_profile_stages_and_peak_memory(benches):
-    stages = benchmark.profile_train_step(benches['m2f_mm'])
+    stages = profile_train_step(benches['m2f_mm'])
     for name in ('backbone', 'pixel decoder', 'matching (costs + Hungarian)',
                  'backward'):
         assert stages[name] >= 0
     result = {}
-    with benchmark.peak_rss_delta(result):
+    with peak_rss_delta(result):
         # above glibc's largest mmap threshold, so fresh pages, then freed
         block = torch.ones(64 << 20, dtype=torch.uint8)
         del block

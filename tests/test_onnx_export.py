@@ -564,10 +564,10 @@ def test_benchmark_onnx_report():
     """tools/benchmark.py --onnx on the small model: a table with both
     rows, their ratios and logits that agree (no timing asserted)."""
     import argparse
-    import benchmark
+    from bench.onnx_report import onnx_report
     args = argparse.Namespace(small=True, size=64, infer_batch=1, opset=17, threads=1,
                               repeats=1)
-    report = benchmark.onnx_report(args)
+    report = onnx_report(args)
     assert '| network (image → logits) |' in report
     assert '| + panoptic and instance results |' in report
     assert report.count('×') >= 3

@@ -1,0 +1,118 @@
+"""Where our train step goes: wall time by stage, and torch.profiler's
+table by op."""
+import contextlib
+import time
+from collections import defaultdict
+from typing import Callable, Dict
+
+from .precision import tf32_state
+from .report import markdown_table
+from .runner import Bench
+from .timing import median, synchronizer
+
+
+@contextlib.contextmanager
+def timed_calls(spent: Dict[str, float], patches,
+                sync: Callable[[], None] = lambda: None):
+    """Add the wall time of every call of ``getattr(obj, attr)`` to
+    ``spent[label]`` inside the block, for (obj, attr, label) in ``patches``
+    (an instance attribute shadows the method; a module's ``forward`` too).
+    ``sync`` is called before and after each call, so that asynchronous CUDA
+    work is counted in the stage that queued it."""
+    for obj, attr, label in patches:
+        def timed(*args, _fn=getattr(obj, attr), _label=label, **kwargs):
+            sync()
+            t0 = time.perf_counter()
+            try:
+                return _fn(*args, **kwargs)
+            finally:
+                sync()
+                spent[_label] += time.perf_counter() - t0
+        setattr(obj, attr, timed)
+    try:
+        yield
+    finally:
+        for obj, attr, _ in patches:
+            delattr(obj, attr)
+
+
+def profile_train_step(bench: Bench, repeats: int = 1) -> Dict[str, float]:
+    """Seconds per stage of OUR train step: backbone, pixel decoder,
+    Transformer decoder (with the prediction heads), matching, loss (without
+    matching), backward and optimizer step; medians over ``repeats``. Under
+    the bench's autocast, like its train step."""
+    model = bench.model
+    head = model.panoptic_head
+    patches = [(model, 'extract_feat', 'backbone'),
+               (head.pixel_decoder, 'forward', 'pixel decoder'),
+               (head.transformer_decoder, 'forward', 'head forward'),
+               (head.criterion.assigner, 'assign', 'matching'),
+               (head.criterion, 'forward', 'loss')]
+    sync = synchronizer(bench.inputs.device)
+    bench.train_step()  # warm-up
+    rounds = defaultdict(list)
+    for _ in range(repeats):
+        spent = defaultdict(float)
+        model.train()
+        with timed_calls(spent, patches, sync):
+            sync()
+            t0 = time.perf_counter()
+            with bench.autocast():
+                loss = bench.loss()
+            sync()
+            t1 = time.perf_counter()
+        if bench.scaler is None:
+            loss.backward()
+        else:
+            bench.scaler.scale(loss).backward()
+        sync()
+        t2 = time.perf_counter()
+        if bench.scaler is None:
+            bench.optimizer.step()
+        else:
+            bench.scaler.step(bench.optimizer)
+            bench.scaler.update()
+        bench.optimizer.zero_grad(set_to_none=True)
+        sync()
+        t3 = time.perf_counter()
+        stages = {
+            'backbone': spent['backbone'],
+            'pixel decoder': spent['pixel decoder'],
+            'Transformer decoder + predictions': spent['head forward'],
+            'matching (costs + Hungarian)': spent['matching'],
+            'loss without matching': spent['loss'] - spent['matching'],
+            'targets and glue': (t1 - t0) - spent['backbone'] -
+                spent['pixel decoder'] - spent['head forward'] - spent['loss'],
+            'backward': t2 - t1,
+            'optimizer step': t3 - t2,
+        }
+        for k, v in stages.items():
+            rounds[k].append(v)
+    return {k: median(v) for k, v in rounds.items()}
+
+
+def op_profile(bench: Bench, row_limit: int = 25) -> str:
+    """torch.profiler's table of the ops of one train step: CPU time, and
+    on a GPU the kernels' time too (sorted by it)."""
+    from torch.profiler import ProfilerActivity, profile
+    cuda = bench.inputs.device.type == 'cuda'
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    bench.train_step()
+    with profile(activities=activities) as prof:
+        bench.train_step()
+    return prof.key_averages().table(
+        sort_by='self_device_time_total' if cuda else 'self_cpu_time_total',
+        row_limit=row_limit)
+
+
+def profile_report(bench: Bench, args) -> str:
+    """Our train step by stage, then by op, as Markdown."""
+    stages = profile_train_step(bench, args.repeats)
+    total = sum(stages.values())
+    table = markdown_table(['stage', 'seconds', 'share'], [
+        [k, f'{v:.3f}', f'{100 * v / total:.0f}%'] for k, v in stages.items()])
+    precision = bench.amp or 'fp32'
+    return (f'## Our train step by stage ({args.size}², batch {args.batch}, '
+            f'{args.device}, {args.threads} threads, {precision})\n\n'
+            f'{tf32_state(getattr(args, "tf32", None))}\n\n{table}\n\n'
+            f'## By op (one train step)\n\n{op_profile(bench)}')
