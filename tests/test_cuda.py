@@ -143,13 +143,13 @@ def test_deformable_attention_cuda_paths_equal_reference(impl, dtype, tol, monke
     """Output and all three gradients against the float64 reference on the
     same (rounded) inputs; relative to the largest magnitude."""
     mod = importlib.import_module('m2f_mm.ops.ms_deform_attn')
-    from m2f_mm.ops import ms_deform_attn, ms_deform_attn_reference
+    from m2f_mm.ops import deform_attn_impl, ms_deform_attn, ms_deform_attn_reference
     shapes, inputs = _deform_inputs(dtype)
     inputs = [t.requires_grad_() for t in inputs]
     exact = [t.detach().double().requires_grad_() for t in inputs]
     want = {'mmcv': 'mmcv' if dtype == torch.float32 else 'mmcv_float32',
             'gather': 'gather'}[impl]
-    assert mod.deform_attn_impl('cuda', dtype, True, impl == 'gather') == want
+    assert deform_attn_impl('cuda', dtype, True, impl == 'gather') == want
     monkeypatch.setattr(mod, 'current_deform_attn_impl', lambda v: want)
     out = ms_deform_attn(inputs[0], shapes, inputs[1], inputs[2])
     ref = ms_deform_attn_reference(exact[0], shapes, exact[1], exact[2])
