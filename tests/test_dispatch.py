@@ -201,14 +201,19 @@ def test_nondeterministic_ops_are_named_once_in_the_log(restore_determinism):
                "warn_only=True)'. You can file an issue at ...")
         for _ in range(3):
             warnings.showwarning(UserWarning(msg), UserWarning, 'x.py', 1)
+        warnings.showwarning(UserWarning(
+            'median CUDA with indices output does not have a deterministic '
+            'implementation, but you set ...'), UserWarning, 'x.py', 3)
         warnings.showwarning(UserWarning('something else'), UserWarning, 'x.py', 2)
     finally:
         logger.removeHandler(handler)
-    assert lines == ['deterministic mode: upsample_bilinear2d_backward_out_cuda has '
-                     'no deterministic kernel on this device; this run may not '
-                     'repeat bit for bit']
+    assert lines == [f'deterministic mode: {op} has no deterministic kernel on this '
+                     'device; this run may not repeat bit for bit' for op in (
+                         'upsample_bilinear2d_backward_out_cuda',
+                         'median CUDA with indices output')]
     assert passed == ['something else']  # other warnings are passed on
-    assert hook.seen == {'upsample_bilinear2d_backward_out_cuda'}
+    assert hook.seen == {'upsample_bilinear2d_backward_out_cuda',
+                         'median CUDA with indices output'}
 
 
 def test_deterministic_config_warns_instead_of_failing(restore_determinism, monkeypatch):

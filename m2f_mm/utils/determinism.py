@@ -19,7 +19,9 @@ import torch
 from mmengine.logging import print_log
 
 CUBLAS_ENV = 'CUBLAS_WORKSPACE_CONFIG'
-_NOT_DETERMINISTIC = re.compile(r'(\S+) does not have a deterministic implementation')
+# PyTorch's alert: "<op, sometimes with words on when> does not have a
+# deterministic implementation, but you set ..."
+_NOT_DETERMINISTIC = re.compile(r'^(.{1,200}?) does not have a deterministic implementation')
 
 
 def prepare_deterministic(cfg) -> bool:
@@ -62,7 +64,7 @@ class _OpLogger:
         self.seen = set()
 
     def __call__(self, message, category, filename, lineno, file=None, line=None):
-        match = _NOT_DETERMINISTIC.search(str(message))
+        match = _NOT_DETERMINISTIC.search(str(message).strip())
         if match is None:
             return self.previous(message, category, filename, lineno, file, line)
         op = match.group(1)
