@@ -9,6 +9,8 @@ import sys
 
 import pytest
 
+from child_env import child_env
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PANOPTIC = os.path.join(REPO, 'configs/quickstart/mask2former_r18_toy-panoptic.py')
 sys.path.insert(0, os.path.join(REPO, 'tools'))
@@ -140,7 +142,7 @@ def test_train_tool_subprocess_prints_one_line(toy, tmp_path):
     """What a user sees on stderr: one line, exit status 1 (slow: about
     30 s, most of it mmengine formatting the config with yapf)."""
     (toy / 'train/000003.png').unlink()
-    env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS='1')
+    env = child_env(OMP_NUM_THREADS='1')
     env.pop('M2F_MM_DEBUG', None)
     proc = subprocess.run(
         [sys.executable, os.path.join(REPO, 'tools/train.py'), PANOPTIC,

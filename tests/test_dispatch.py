@@ -145,11 +145,13 @@ def test_ms_deform_attn_follows_the_dispatch(monkeypatch):
         monkeypatch.setattr(mod, 'current_deform_attn_impl', lambda v, i=impl: i)
         out = ms_deform_attn(value, SHAPES, loc, attn)
         torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
-        seen, visited, stack = set(), set(), [out.grad_fn]
-        while stack:  # the autograd graph names the implementation that ran
+        # the autograd graph names the implementation that ran; `visited`
+        # holds the nodes (Python wrappers) so that their ids stay unique
+        seen, visited, stack = set(), {}, [out.grad_fn]
+        while stack:
             fn = stack.pop()
             if fn is not None and id(fn) not in visited:
-                visited.add(id(fn))
+                visited[id(fn)] = fn
                 seen.add(type(fn).__name__)
                 stack += [f for f, _ in fn.next_functions]
         assert any(name.startswith(node) for name in seen), (impl, seen)

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from child_env import child_env
 from m2f_mm import patches
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -92,7 +93,7 @@ SNAPSHOT_SCRIPT = textwrap.dedent('''
 
 
 def _snapshot_import(no_patches: bool, checkpoint=None) -> dict:
-    env = dict(os.environ, PYTHONPATH=REPO)
+    env = child_env()
     env.pop(patches.NO_PATCHES_ENV, None)
     if no_patches:
         env[patches.NO_PATCHES_ENV] = '1'
@@ -366,8 +367,8 @@ def test_cpu_distributed_uses_gloo():
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
         port = s.getsockname()[1]
-    env = dict(os.environ, PYTHONPATH=REPO, RANK='0', LOCAL_RANK='0', WORLD_SIZE='1',
-               MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
+    env = child_env(RANK='0', LOCAL_RANK='0', WORLD_SIZE='1',
+                    MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
     proc = subprocess.run([sys.executable, '-c', CPU_DIST_SCRIPT], env=env, cwd=REPO,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0 and 'OK' in proc.stdout, proc.stderr[-3000:]

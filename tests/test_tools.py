@@ -7,6 +7,8 @@ import sys
 import pytest
 import torch
 
+from child_env import child_env
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUICKSTART = os.path.join(REPO, 'configs/quickstart/mask2former_r18_toy-panoptic.py')
 
@@ -23,7 +25,7 @@ def toy_data(tmp_path_factory):
 def test_two_process_gloo_training_keeps_ranks_in_sync(toy_data, tmp_path):
     """2 CPU processes under torchrun (DDP, gloo): after a few iterations
     both ranks hold the same parameters, and the loss was all-reduced."""
-    env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS='1')
+    env = child_env(OMP_NUM_THREADS='1')
     cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2',
            '--master_port=29517', os.path.join(REPO, 'tests/dist_train_worker.py'),
            QUICKSTART, toy_data, str(tmp_path), '3']

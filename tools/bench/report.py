@@ -42,7 +42,11 @@ def results_table(train: Dict[str, List[float]], infer: Dict[str, List[float]],
         return '—' if x is None or x != x else f'{x:.2f}{unit}'
 
     def seconds(impl, times, failed, note=''):
-        return 'failed' if impl in failed else fmt(median(times.get(impl, []))) + note
+        t = median(times.get(impl, []))
+        if impl in failed:
+            return 'failed'
+        # a GPU step takes tens of milliseconds: three decimals there
+        return ('—' if t != t else f'{t:.3f}' if t < 1 else f'{t:.2f}') + note
 
     def per_second(impl, times, images):
         return fmt(images / median(times[impl])) if impl in times else '—'
