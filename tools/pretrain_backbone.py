@@ -78,7 +78,7 @@ def save_backbone(backbone: torch.nn.Module, path: str, meta: Dict) -> None:
     """Save ``backbone``'s weights under ``backbone.``-prefixed keys, whole or
     not at all (:func:`m2f_mm.utils.fileio.atomic_write`)."""
     from m2f_mm.utils.fileio import atomic_write
-    state = {f'backbone.{k}': v for k, v in backbone.state_dict().items()}
+    state = {f'backbone.{k}': v.cpu() for k, v in backbone.state_dict().items()}
     atomic_write(path, lambda f: torch.save({'state_dict': state, 'meta': meta}, f))
 
 
@@ -96,6 +96,9 @@ def main(argv=None) -> Dict:
     parser.add_argument('--pool', choices=('avg', 'max'), default='avg')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--threads', type=int, default=None)
+    parser.add_argument('--device', default=None,
+                        help='cuda or cpu (default: cuda when a GPU is there); '
+                        'on CUDA the result is not bit-for-bit repeatable')
     parser.add_argument('--out', default=None,
                         help='save the trained backbone here (keys prefixed '
                         '"backbone.")')
@@ -125,6 +128,10 @@ def main(argv=None) -> Dict:
             raise ValueError(f'pretrain_backbone: the {split} split of {a.data} has no things')
     # PIL loads RGB, the order of the preprocessor's mean/std (bgr_to_rgb)
     x_train, x_val = (x_train - mean) / std, (x_val - mean) / std
+    device = torch.device(a.device or ('cuda' if torch.cuda.is_available() else 'cpu'))
+    x_train, x_val = x_train.to(device), x_val.to(device)
+    m_train, m_val = [m.to(device) for m in m_train], [m.to(device) for m in m_val]
+    y_train, y_val = [y.to(device) for y in y_train], [y.to(device) for y in y_val]
 
     torch.manual_seed(a.seed)
     backbone = MODELS.build(cfg.model.backbone)
@@ -135,11 +142,12 @@ def main(argv=None) -> Dict:
         backbone.init_weights()
     finally:
         logger.setLevel(level)
+    backbone.to(device)
     with torch.no_grad():
         feats = backbone(x_train[:1])
     if not 0 <= a.level < len(feats):
         parser.error(f'--level must be in [0, {len(feats) - 1}], got {a.level}')
-    classifier = torch.nn.Linear(feats[a.level].shape[1], num_things)
+    classifier = torch.nn.Linear(feats[a.level].shape[1], num_things).to(device)
     params = list(backbone.parameters()) + list(classifier.parameters())
     optimizer = torch.optim.AdamW(params, lr=a.lr, weight_decay=0.05)
 

@@ -29,6 +29,10 @@ def parse_args(argv=None):
                         help='autocast dtype with --amp (CPU: bfloat16 only)')
     parser.add_argument('--tta', action='store_true', help='test-time augmentation '
                         '(needs tta_model and tta_pipeline in the config)')
+    parser.add_argument('--tf32', choices=['on', 'off'],
+                        help='TF32 matmuls and cuDNN convolutions on CUDA '
+                        "(default: the config's env_cfg.tf32, else PyTorch's "
+                        'defaults: matmul off, convolutions on)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings')
     parser.add_argument('--debug', action='store_true',
@@ -62,7 +66,7 @@ def _enable_visualization(cfg, args):
 def build_cfg(args) -> Config:
     from m2f_mm.utils.runner import load_config
     cfg = load_config(args.config, 'test.py', args.cfg_options, args.work_dir,
-                      args.launcher)
+                      args.launcher, args.tf32)
     if not osp.isfile(args.checkpoint):
         raise SystemExit(f'test.py: checkpoint {args.checkpoint} does not exist')
     cfg.load_from = args.checkpoint

@@ -33,6 +33,10 @@ def parse_args(argv=None):
     parser.add_argument('--resume', nargs='?', type=str, const='auto',
                         help='resume from CHECKPOINT, or from the latest '
                         'checkpoint in the work dir when given no path')
+    parser.add_argument('--tf32', choices=['on', 'off'],
+                        help='TF32 matmuls and cuDNN convolutions on CUDA '
+                        "(default: the config's env_cfg.tf32, else PyTorch's "
+                        'defaults: matmul off, convolutions on)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, e.g. '
                         'train_cfg.max_iters=100 model.panoptic_head.num_queries=50')
@@ -64,7 +68,7 @@ def check_pretrained_backbone(cfg: Config) -> None:
 def build_cfg(args) -> Config:
     from m2f_mm.utils.runner import load_config
     cfg = load_config(args.config, 'train.py', args.cfg_options, args.work_dir,
-                      args.launcher)
+                      args.launcher, args.tf32)
     check_pretrained_backbone(cfg)
     if args.amp_dtype and not args.amp:
         raise SystemExit('train.py: --amp-dtype needs --amp')

@@ -9,3 +9,6 @@ default_hooks = dict(
                     backend_args=dict(backend='m2f_mm_atomic_local')))
 log_processor = dict(type='LogProcessor', window_size=50, by_epoch=False)
 visualizer = dict(type='m2f_mm.DetLocalVisualizer')
+# TF32 on CUDA (m2f_mm/utils/tf32.py): None keeps PyTorch's defaults (matmul off,
+# cuDNN convolutions on), True/False turns both on/off; tools: --tf32 on|off
+env_cfg = dict(tf32=None)

@@ -3,6 +3,7 @@ usual command-line overrides and building mmengine's Runner for it."""
 import os.path as osp
 from typing import Optional
 
+import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
 
@@ -12,12 +13,15 @@ from ..patches import allow_runner_checkpoint_globals, setup_cpu_distributed
 from .determinism import (describe_deterministic_mode, prepare_deterministic,
                           relax_deterministic)
 from .errors import DataError, NonFiniteError, debug_enabled, one_line
+from .tf32 import apply_tf32, tf32_option
 
 
 def load_config(path: str, tool: str, cfg_options: Optional[dict] = None,
-                work_dir: Optional[str] = None, launcher: str = 'none') -> Config:
-    """Read ``path``, apply ``--cfg-options``, the launcher and the work dir
-    (default ``./work_dirs/<config name>``); ``tool`` prefixes errors."""
+                work_dir: Optional[str] = None, launcher: str = 'none',
+                tf32: Optional[str] = None) -> Config:
+    """Read ``path``, apply ``--cfg-options``, the launcher, the work dir
+    (default ``./work_dirs/<config name>``) and ``--tf32 on|off``
+    (``env_cfg.tf32``); ``tool`` prefixes errors."""
     if not osp.isfile(path):
         raise SystemExit(f'{tool}: config {path} does not exist')
     cfg = Config.fromfile(path)
@@ -28,6 +32,8 @@ def load_config(path: str, tool: str, cfg_options: Optional[dict] = None,
         cfg.work_dir = work_dir
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(path))[0])
+    if tf32 is not None:
+        cfg.env_cfg = dict(cfg.get('env_cfg') or {}, tf32=tf32_option(tf32))
     return cfg
 
 
@@ -39,12 +45,19 @@ class M2FRunner(Runner):
     (:func:`~m2f_mm.datasets.class_counts.apply_class_counts`). A
     deterministic run (``randomness.deterministic``) warns instead of
     stopping at an op without a deterministic kernel, and names it in the
-    log (:mod:`m2f_mm.utils.determinism`)."""
+    log (:mod:`m2f_mm.utils.determinism`). ``env_cfg.tf32`` sets TF32
+    (:mod:`m2f_mm.utils.tf32`)."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         if self._deterministic:
             self.logger.info(describe_deterministic_mode())
+        if torch.cuda.is_available():
+            self.logger.info(self._tf32_line)
+
+    def setup_env(self, env_cfg: dict) -> None:
+        super().setup_env(env_cfg)
+        self._tf32_line = apply_tf32((env_cfg or {}).get('tf32'))
 
     def set_randomness(self, seed, diff_rank_seed: bool = False,
                        deterministic: bool = False) -> None:
