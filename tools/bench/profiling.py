@@ -46,7 +46,7 @@ def profile_train_step(bench: Bench, repeats: int = 1) -> Dict[str, float]:
     patches = [(model, 'extract_feat', 'backbone'),
                (head.pixel_decoder, 'forward', 'pixel decoder'),
                (head.transformer_decoder, 'forward', 'head forward'),
-               (head.criterion.assigner, 'assign', 'matching'),
+               (head.criterion, '_match', 'matching'),
                (head.criterion, 'forward', 'loss')]
     sync = synchronizer(bench.inputs.device)
     bench.train_step()  # warm-up

@@ -59,7 +59,9 @@ class PointHungarianAssigner:
         """Match every prediction set of one image (arguments as in
         :meth:`cost_matrices`; ``point_logits`` is not read when the image
         has no targets; ``where`` names the image in errors). A cost with
-        NaN or inf is a one-line NonFiniteError.
+        NaN or inf is a one-line NonFiniteError. The criterion batches the
+        same steps over a whole batch (:meth:`cost_matrices`, one copy to
+        the host, :meth:`solve`).
 
         Returns:
             One (query_indices, gt_indices) pair of long tensors per set,
@@ -72,7 +74,16 @@ class PointHungarianAssigner:
             return [(empty, empty)] * s
         cost = self.cost_matrices(cls_logits, point_logits, gt_labels, gt_masks,
                                   points)
-        cost = cost.float().cpu().numpy()
+        return [(torch.as_tensor(rows, device=device), torch.as_tensor(cols, device=device))
+                for rows, cols in self.solve(cost.float().cpu().numpy(), where)]
+
+    @staticmethod
+    def solve(cost: np.ndarray, where: str = 'an image'
+              ) -> List[Tuple[np.ndarray, np.ndarray]]:
+        """Hungarian assignments of (S, Q, G) cost matrices on the host: per
+        set, (query_indices, gt_indices) int64, sorted by query. A cost with
+        NaN or inf is a one-line NonFiniteError naming ``where``."""
+        s = cost.shape[0]
         if not np.isfinite(cost).all():
             sets = np.nonzero(~np.isfinite(cost).reshape(s, -1).all(1))[0].tolist()
             raise NonFiniteError(f'{where}: the matching cost of decoder set(s) '
@@ -80,6 +91,5 @@ class PointHungarianAssigner:
         out = []
         for c in cost:
             rows, cols = linear_sum_assignment(c)
-            out.append((torch.as_tensor(rows, dtype=torch.long, device=device),
-                        torch.as_tensor(cols, dtype=torch.long, device=device)))
+            out.append((rows.astype(np.int64), cols.astype(np.int64)))
         return out

@@ -64,11 +64,14 @@ def _targets_of(sample, pad_shape: Tuple[int, int], counts: ClassCounts,
         labels = sample.gt_segments.labels
         masks = _as_mask_tensor(sample.gt_segments.masks, labels.device)
         _check_seg_size(meta, masks.shape[-2:], where, padded=False)
-        bad = (labels < 0) | (labels >= counts.total)
-        if bad.any():
-            raise data_error(where, f'label {int(labels[bad][0])} is outside '
-                             f'[0, {counts.total}) (num_classes={counts.total})',
-                             image, 'gt_segments.labels', kind='label out of range')
+        # BuildMaskTargets checked the labels against these counts on the
+        # CPU; others are checked here (a device sync per image)
+        if built_with is None:
+            bad = (labels < 0) | (labels >= counts.total)
+            if bad.any():
+                raise data_error(where, f'label {int(labels[bad][0])} is outside '
+                                 f'[0, {counts.total}) (num_classes={counts.total})',
+                                 image, 'gt_segments.labels', kind='label out of range')
     elif 'gt_instances' in sample:
         labels = sample.gt_instances.labels
         masks = _pad_to(_as_mask_tensor(sample.gt_instances.masks, labels.device),

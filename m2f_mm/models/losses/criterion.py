@@ -12,6 +12,7 @@ image.
 """
 from typing import Dict, List, Optional, Sequence, Tuple
 
+import numpy as np
 import torch
 from mmengine.dist import all_reduce, get_world_size
 from torch import Tensor, nn
@@ -19,8 +20,9 @@ from torch import Tensor, nn
 from m2f_mm.ops import chunks
 from m2f_mm.registry import TASK_UTILS, build
 from m2f_mm.utils.errors import NonFiniteError, current_iteration
-from ..utils.point_sample import point_sample, sample_targets, uncertain_point_coords
+from ..utils.point_sample import point_sample, sample_by_target, uncertain_point_coords
 from .mask_losses import class_loss, full_mask_losses, point_bce_loss, point_dice_loss
+from .match_index import MatchIndex, build_match_index
 
 Targets = List[Tuple[Tensor, Tensor]]  # per image: labels (G,), masks (G, H, W)
 
@@ -91,7 +93,6 @@ class Mask2FormerCriterion(nn.Module):
         with torch.autocast(all_masks[0].device.type, enabled=False):
             all_cls = [c.float() for c in all_cls]  # no copy when float32
             all_masks = [m.float() for m in all_masks]
-            _check_finite(all_cls, all_masks, names)
             return self._losses(all_cls, all_masks, targets, names)
 
     def _losses(self, all_cls: List[Tensor], all_masks: List[Tensor],
@@ -103,21 +104,23 @@ class Mask2FormerCriterion(nn.Module):
         match_points, candidates, uniform = self._draw_points(
             num_sets, len(targets), num_matched, cls.device)
 
-        matched = self._match(cls, all_masks, targets, match_points, names)
+        index = self._match(cls, all_masks, targets, match_points, names)
         labels = cls.new_full(cls.shape[:3], self.num_classes, dtype=torch.long)
-        for i, (s_idx, q_idx, g_idx) in enumerate(matched):
-            labels[s_idx, i, q_idx] = targets[i][0][g_idx]
-        loss_cls = class_loss(cls.flatten(1, 2).float(), labels.flatten(1),
-                              self.class_weight)
+        if index.sets.numel():
+            all_labels = torch.cat([t[0] for t in targets])
+            labels[index.sets, index.images, index.queries] = \
+                all_labels[index.flat_targets]
+        loss_cls = class_loss(cls.flatten(1, 2), labels.flatten(1), self.class_weight)
 
         # mask terms are averaged over the matched targets of the batch (at
         # least one per image), over all processes
-        num_masks = cls.new_tensor(float(sum(max(min(len(t[0]), q), 1)
-                                             for t in targets)))
+        num_masks = float(sum(max(min(len(t[0]), q), 1) for t in targets))
         if get_world_size() > 1:
-            all_reduce(num_masks, op='mean')
-        num_masks = max(num_masks.item(), 1.0)
-        loss_mask, loss_dice = self._mask_losses(all_masks, targets, matched,
+            total = cls.new_tensor(num_masks)
+            all_reduce(total, op='mean')
+            num_masks = total.item()
+        num_masks = max(num_masks, 1.0)
+        loss_mask, loss_dice = self._mask_losses(all_masks, targets, index,
                                                  candidates, uniform)
         loss_mask, loss_dice = loss_mask / num_masks, loss_dice / num_masks
         w = self.loss_weights
@@ -146,48 +149,59 @@ class Mask2FormerCriterion(nn.Module):
 
     @torch.no_grad()
     def _match(self, cls: Tensor, all_masks: List[Tensor], targets: Targets,
-               points: Tensor, names: List) -> List[Tuple[Tensor, Tensor, Tensor]]:
-        """Per image: set, query and target indices of its matches, ordered
-        by set, then query."""
+               points: Tensor, names: List) -> MatchIndex:
+        """Hungarian matching of every set of every image, with one round
+        trip to the host: the costs of all of them, and whether each set's
+        predictions are finite, go to the host in one copy; scipy solves the
+        costs; the indices of all matches come back in one copy
+        (:func:`~m2f_mm.models.losses.match_index.build_match_index`)."""
         num_sets, _, q = cls.shape[:3]
-        matched = []
+        finite = torch.stack([c.isfinite().flatten(1).all(1) & m.isfinite().flatten(1).all(1)
+                              for c, m in zip(cls, all_masks)])  # S×B
+        costs = []
         for i, (gt_labels, gt_masks) in enumerate(targets):
-            pairs = []
+            if not gt_labels.numel():
+                costs.append(None)
+                continue
+            pieces = []
             # a few sets at a time: their S×Q×P temporaries stay small
             for sets in chunks(num_sets, q * self.num_points):
-                point_logits = None
-                if gt_labels.numel():
-                    point_logits = torch.cat([  # each set at its own points
-                        point_sample(all_masks[s][i:i + 1], points[s, i:i + 1])
-                        for s in sets])  # s×Q×P
-                pairs += self.assigner.assign(
+                point_logits = torch.cat([  # each set at its own points
+                    point_sample(all_masks[s][i:i + 1], points[s, i:i + 1])
+                    for s in sets])  # s×Q×P
+                pieces.append(self.assigner.cost_matrices(
                     cls[sets.start:sets.stop, i], point_logits, gt_labels,
-                    gt_masks, points[sets.start:sets.stop, i],
-                    where=_where(names[i]))
-            matched.append((
-                torch.cat([torch.full_like(r, s) for s, (r, _) in enumerate(pairs)]),
-                torch.cat([r for r, _ in pairs]), torch.cat([c for _, c in pairs])))
-        return matched
+                    gt_masks, points[sets.start:sets.stop, i]))
+            costs.append(torch.cat(pieces))  # S×Q×G
+        host = torch.cat([finite.flatten().float()] +
+                         [c.flatten().float() for c in costs if c is not None]
+                         ).cpu().numpy()
+        _check_finite(host[:finite.numel()].reshape(finite.shape) > 0, names)
+        matches, at = [], finite.numel()
+        for i, cost in enumerate(costs):
+            if cost is None:
+                none = np.zeros(0, np.int64)
+                matches.append((none, none, none))
+                continue
+            pairs = self.assigner.solve(host[at:at + cost.numel()].reshape(cost.shape),
+                                        where=_where(names[i]))
+            at += cost.numel()
+            matches.append(tuple(np.concatenate(parts) for parts in zip(*[
+                (np.full(len(r), s), r, c) for s, (r, c) in enumerate(pairs)])))
+        return build_match_index(matches, num_sets, [len(t[0]) for t in targets],
+                                 cls.device)
 
     def _mask_losses(self, all_masks: List[Tensor], targets: Targets,
-                     matched: list, candidates: Tensor, uniform: Tensor
+                     index: MatchIndex, candidates: Tensor, uniform: Tensor
                      ) -> Tuple[Tensor, Tensor]:
         """Summed BCE and Dice of the matched masks of each set, (S,) each."""
-        num_sets, num_images = len(all_masks), len(targets)
-        # matched predictions ordered by set, then image, then query
-        s_all = torch.cat([m[0] for m in matched])
-        img_all = torch.cat([torch.full_like(m[0], i) for i, m in enumerate(matched)])
-        q_all = torch.cat([m[1] for m in matched])
-        g_all = torch.cat([m[2] for m in matched])
-        if s_all.numel() == 0:
+        num_sets = len(all_masks)
+        if index.sets.numel() == 0:
             zero = sum(m.sum() for m in all_masks) * 0.0  # keeps them in the graph
             return zero.expand(num_sets), zero.expand(num_sets)
-        order = torch.argsort(s_all * num_images + img_all, stable=True)
-        s_all, img_all, q_all, g_all = (s_all[order], img_all[order],
-                                        q_all[order], g_all[order])
-        set_sizes = torch.bincount(s_all, minlength=num_sets).tolist()
         pred = torch.cat([m[i, q] for m, i, q in zip(
-            all_masks, img_all.split(set_sizes), q_all.split(set_sizes))])  # M×h×w
+            all_masks, index.images.split(index.set_sizes),
+            index.queries.split(index.set_sizes))])  # M×h×w
 
         if self.point_sampled_loss:
             with torch.no_grad():
@@ -195,20 +209,20 @@ class Mask2FormerCriterion(nn.Module):
                                                 self.num_uncertain, uniform)  # M×P×2
                 point_tgt = torch.empty(coords.shape[:2], device=coords.device,
                                         dtype=pred.dtype)
-                for i, (_, gt_masks) in enumerate(targets):
-                    sel = (img_all == i).nonzero().squeeze(1)
-                    if sel.numel():
-                        point_tgt[sel] = sample_targets(gt_masks, g_all[sel],
-                                                        coords[sel]).to(pred.dtype)
+                for (_, gt_masks), at in zip(targets, index.points):
+                    if at is not None:
+                        point_tgt[at.rows] = sample_by_target(
+                            gt_masks, at.used, at.slot, at.rank, at.width,
+                            coords[at.rows]).to(pred.dtype)
             point_pred = point_sample(pred[:, None], coords)[:, 0]  # M×P
             bce = point_bce_loss(point_pred, point_tgt)
             dice = point_dice_loss(point_pred, point_tgt)
         else:
             tgt = torch.stack([targets[i][1][g] for i, g in zip(
-                img_all.tolist(), g_all.tolist())])
+                index.images_host.tolist(), index.targets_host.tolist())])
             bce, dice = full_mask_losses(pred, tgt)
-        return (bce.new_zeros(num_sets).index_add(0, s_all, bce),
-                dice.new_zeros(num_sets).index_add(0, s_all, dice))
+        return (bce.new_zeros(num_sets).index_add(0, index.sets, bce),
+                dice.new_zeros(num_sets).index_add(0, index.sets, dice))
 
 
 def _where(name) -> str:
@@ -216,17 +230,13 @@ def _where(name) -> str:
     return (f'iteration {it}, ' if it is not None else '') + str(name)
 
 
-def _check_finite(all_cls: List[Tensor], all_masks: List[Tensor],
-                  names: List) -> None:
+def _check_finite(ok: np.ndarray, names: List) -> None:
     """A one-line NonFiniteError naming the first image whose predictions
-    (in any set) hold NaN or inf."""
-    finite = [c.isfinite().flatten(1).all(1) & m.isfinite().flatten(1).all(1)
-              for c, m in zip(all_cls, all_masks)]  # S × (B,)
-    ok = torch.stack(finite)  # S×B
-    if bool(ok.all()):  # one sync per call
+    (in any set) hold NaN or inf; ``ok`` (S, B) says which are finite."""
+    if ok.all():
         return
-    i = int((~ok).any(0).nonzero()[0])
-    sets = (~ok[:, i]).nonzero()[:, 0].tolist()
+    i = int(np.nonzero(~ok.all(0))[0][0])
+    sets = np.nonzero(~ok[:, i])[0].tolist()
     raise NonFiniteError(
         f'{_where(names[i])}: the predicted class or mask logits of decoder '
         f'set(s) {sets} have NaN or inf (diverged: lower the learning rate; '

@@ -1,5 +1,8 @@
 """Point sampling on masks (PointRend-style), as used by the matcher and the
 mask losses. The random coordinates are drawn by the caller."""
+from typing import Tuple
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -58,24 +61,43 @@ def uncertain_point_coords(mask_logits: Tensor, candidates: Tensor,
     return coords
 
 
+def target_layout(gt_idx: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """How :func:`sample_by_target` lays out matches of targets ``gt_idx``
+    (M,), on the host: the distinct targets ``used``, each match's ``slot``
+    among them, its ``rank`` among the matches of its target, and the
+    largest number of matches of one target (``width``)."""
+    used, slot = np.unique(gt_idx, return_inverse=True)
+    counts = np.bincount(slot, minlength=len(used))
+    order = np.argsort(slot, kind='stable')
+    starts = np.cumsum(counts) - counts
+    rank = np.empty_like(slot)
+    rank[order] = np.arange(len(slot)) - starts[slot[order]]
+    return used, slot, rank, int(counts.max()) if len(counts) else 0
+
+
 def sample_targets(gt_masks: Tensor, gt_idx: Tensor, coords: Tensor) -> Tensor:
-    """Target ``gt_idx[m]`` sampled at ``coords[m]`` for every m, without
-    copying full-resolution masks per match: the points of all matches of
-    one target are sampled in a single row of one ``grid_sample`` call.
+    """Target ``gt_idx[m]`` sampled at ``coords[m]`` for every m
+    (:func:`sample_by_target` with the layout computed here).
 
     gt_masks: (G, H, W); gt_idx: (M,); coords: (M, P, 2) → (M, P).
     """
-    m, p = coords.shape[:2]
-    used, slot_gt = torch.unique(gt_idx, return_inverse=True)
-    counts = torch.bincount(slot_gt)
-    # position of each match among the matches of its target
-    order = torch.argsort(slot_gt, stable=True)
-    starts = torch.cumsum(counts, 0) - counts
-    rank = torch.empty_like(slot_gt)
-    rank[order] = torch.arange(m, device=gt_idx.device) - starts[slot_gt[order]]
-    width = int(counts.max())
+    used, slot, rank, width = target_layout(gt_idx.cpu().numpy())
+    on_device = [torch.from_numpy(a).to(coords.device) for a in (used, slot, rank)]
+    return sample_by_target(gt_masks, *on_device, width, coords)
+
+
+def sample_by_target(gt_masks: Tensor, used: Tensor, slot: Tensor, rank: Tensor,
+                     width: int, coords: Tensor) -> Tensor:
+    """Each match's target sampled at its points, without copying
+    full-resolution masks per match: the points of all matches of one
+    target are sampled in a single row of one ``grid_sample`` call.
+
+    gt_masks: (G, H, W); ``used``, ``slot``, ``rank``, ``width`` from
+    :func:`target_layout`; coords: (M, P, 2) → (M, P).
+    """
+    p = coords.shape[1]
     grid = coords.new_zeros(used.numel(), width, p, 2)
-    grid[slot_gt, rank] = coords
+    grid[slot, rank] = coords
     src = gt_masks[used].unsqueeze(1).to(coords.dtype)  # U×1×H×W
     sampled = point_sample(src, grid.view(used.numel(), width * p, 2))
-    return sampled.view(used.numel(), width, p)[slot_gt, rank]
+    return sampled.view(used.numel(), width, p)[slot, rank]
