@@ -15,7 +15,7 @@ from bench.equality import output_differences  # noqa: E402
 from bench.memory import peak_rss_delta, worker_command  # noqa: E402
 from bench.models import hf_available  # noqa: E402
 from bench.precision import set_tf32  # noqa: E402
-from bench.profiling import profile_train_step  # noqa: E402
+from bench.profiling import op_count_report, profile_train_step  # noqa: E402
 from bench.report import header, results_table  # noqa: E402
 from bench.runner import Bench, build_benches, warm_up  # noqa: E402
 from bench.timing import time_alternating  # noqa: E402
@@ -169,3 +169,14 @@ def test_profile_stages_and_peak_memory(benches):
         block = torch.ones(64 << 20, dtype=torch.uint8)
         del block
     assert result['peak_mib'] >= 60
+
+
+def test_op_count_report(benches):
+    args = type('Args', (), dict(size=64, batch=1, small=True))()
+    report = op_count_report({k: benches[k] for k in ('m2f_mm', 'mmdet')}, args)
+    rows = [line for line in report.splitlines() if line.startswith('| m2f_mm')
+            or line.startswith('| MMDetection')]
+    assert len(rows) == 2
+    ours, mmdet = (int(r.split('|')[2]) for r in rows)
+    assert 0 < ours < mmdet  # MMDet's per-image loops make more ops
+    assert rows[1].rstrip(' |').endswith(f'{ours / mmdet:.2f}×')

@@ -17,6 +17,7 @@ On a GPU the timings wait for CUDA work, memory is CUDA memory, and
 
     python tools/benchmark.py                       # 512², train batch 2, inference 1
     python tools/benchmark.py --profile             # where our train step goes
+    python tools/benchmark.py --count-ops           # aten ops per train step
     python tools/benchmark.py --full-mask-loss --size 1024   # loss memory
     python tools/benchmark.py --onnx                # onnxruntime CPU vs our PyTorch
     python tools/benchmark.py --device cuda --size 1024 --amp bf16 --tf32 on
@@ -57,6 +58,9 @@ def parse_args(argv=None):
                         help='skip the peak-memory subprocesses')
     parser.add_argument('--profile', action='store_true',
                         help='profile our train step by stage and by op')
+    parser.add_argument('--count-ops', action='store_true',
+                        help='aten operators per train step of each implementation '
+                             '(CPU profiler, fast paths off: the ops CUDA launches)')
     parser.add_argument('--full-mask-loss', action='store_true',
                         help='loss memory with point-sampled vs full-mask BCE/Dice '
                              '(use with --size 1024)')
@@ -117,6 +121,11 @@ def main(argv=None):
     if args.profile:
         from bench.profiling import profile_report
         print(profile_report(benches['m2f_mm'], args))
+        return
+
+    if args.count_ops:
+        from bench.profiling import op_count_report
+        print(op_count_report(benches, args))
         return
 
     from bench.report import run_benchmark

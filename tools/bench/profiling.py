@@ -5,6 +5,7 @@ import time
 from collections import defaultdict
 from typing import Callable, Dict
 
+from . import NAMES
 from .precision import tf32_state
 from .report import markdown_table
 from .runner import Bench
@@ -116,3 +117,28 @@ def profile_report(bench: Bench, args) -> str:
             f'{args.device}, {args.threads} threads, {precision})\n\n'
             f'{tf32_state(getattr(args, "tf32", None))}\n\n{table}\n\n'
             f'## By op (one train step)\n\n{op_profile(bench)}')
+
+
+def count_aten_ops(bench: Bench) -> int:
+    """aten operators called in one train step (nested calls included), with
+    the fast paths off: on CPU that is the path CUDA takes, and the count
+    follows the kernels it launches."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from m2f_mm.ops import fast_paths
+    with fast_paths(False):
+        bench.train_step()
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            bench.train_step()
+    return sum(e.count for e in prof.key_averages() if e.key.startswith('aten::'))
+
+
+def op_count_report(benches: Dict[str, Bench], args) -> str:
+    """aten operators per train step of each implementation, as Markdown."""
+    counts = {name: count_aten_ops(bench) for name, bench in benches.items()}
+    ours = counts.get('m2f_mm')
+    rows = [[NAMES[name], str(n), '—' if name == 'm2f_mm' or not ours
+             else f'{ours / n:.2f}×'] for name, n in counts.items()]
+    return (f'aten operators per train step ({args.size}², batch {args.batch}, '
+            f'{"small models" if args.small else "R-50"}, fast paths off)\n\n'
+            + markdown_table(['implementation', 'aten ops', 'ours / it'], rows))
