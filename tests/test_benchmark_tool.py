@@ -163,12 +163,19 @@ def test_profile_stages_and_peak_memory(benches):
     for name in ('backbone', 'pixel decoder', 'matching (costs + Hungarian)',
                  'backward'):
         assert stages[name] >= 0
-    result = {}
-    with peak_rss_delta(result):
-        # above glibc's largest mmap threshold, so fresh pages, then freed
-        block = torch.ones(64 << 20, dtype=torch.uint8)
-        del block
-    assert result['peak_mib'] >= 60
+    # above glibc's largest mmap threshold, so fresh pages, then freed. In a
+    # long test process the kernel's high-water mark once read 0 here (the
+    # benchmark measures in fresh processes): up to three tries
+    peaks = []
+    for _ in range(3):
+        result = {}
+        with peak_rss_delta(result):
+            block = torch.ones(64 << 20, dtype=torch.uint8)
+            del block
+        peaks.append(result['peak_mib'])
+        if peaks[-1] >= 60:
+            break
+    assert peaks[-1] >= 60, peaks
 
 
 def test_op_count_report(benches):
