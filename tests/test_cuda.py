@@ -62,16 +62,16 @@ class SameAttentionMasks:
 
     def __init__(self, monkeypatch):
         mod = importlib.import_module('m2f_mm.models.decoders.masked_attention_decoder')
-        self.real = mod.attention_keep_mask
-        monkeypatch.setattr(mod, 'attention_keep_mask', self)
+        self.real = mod.keep_where_predicted
+        monkeypatch.setattr(mod, 'keep_where_predicted', self)
         self.recorded, self.replaying, self.calls = [], False, 0
         self.flipped, self.pixels, self.margin = 0, 0, 0.0
 
     def replay(self):
         self.replaying, self.calls = True, 0
 
-    def __call__(self, mask_logits, size):
-        keep = self.real(mask_logits, size)
+    def __call__(self, logits):  # B×Q×h×w at the memory's resolution
+        keep = self.real(logits)
         if not self.replaying:
             self.recorded.append(keep.cpu())
             return keep
@@ -81,10 +81,8 @@ class SameAttentionMasks:
         self.flipped += int(flips.sum())
         self.pixels += flips.numel()
         if flips.any():
-            resized = torch.nn.functional.interpolate(
-                mask_logits.float(), size=tuple(size), mode='bilinear',
-                align_corners=False).flatten(2)
-            self.margin = max(self.margin, float(resized[flips].abs().max()))
+            self.margin = max(self.margin,
+                              float(logits.float().flatten(2)[flips].abs().max()))
         return want
 
 

@@ -1,9 +1,8 @@
 """The fast paths of :mod:`m2f_mm.ops` against their plain references: the
 sparse-matrix multi-scale deformable attention against the grid_sample
 reference and mmcv's PyTorch implementation (values and all three
-gradients), the mask-logit product whose backward skips unsupervised
-queries, chunked costs and point selection; the switch that turns them all
-off; and the one-softplus BCE matching cost."""
+gradients), chunked costs and point selection; the switch that turns them
+all off; and the one-softplus BCE matching cost."""
 import pytest
 import torch
 from mmcv.ops.multi_scale_deform_attn import (MultiScaleDeformableAttention,
@@ -14,7 +13,7 @@ import torch.nn.functional as F
 from m2f_mm.models.assigners.match_costs import sigmoid_bce_cost
 from m2f_mm.models.pixel_decoders.msdeformattn_pixel_decoder import \
     DeformableAttention
-from m2f_mm.ops import (MaskLogitsOfSets, chunks, fast_paths, fast_paths_enabled,
+from m2f_mm.ops import (chunks, fast_paths, fast_paths_enabled,
                         ms_deform_attn, ms_deform_attn_reference,
                         ms_deform_attn_sparse)
 
@@ -153,57 +152,6 @@ def test_module_equals_mmcv_module_on_shared_weights(batch):
                    spatial_shapes=torch.tensor(SHAPES), level_start_index=start)
     torch.testing.assert_close(ours(x, x, pos, refs, SHAPES), expected,
                                atol=1e-5, rtol=1e-5)
-
-
-@pytest.mark.parametrize('dense', [False, True])
-def test_mask_logits_of_sets_equal_einsum(dense):
-    """One backward for the mask logits of all sets: values and the
-    gradients of features and every set's embedding equal per-set einsums,
-    with sparse rows (unsupervised queries, an image without matches, a set
-    whose output is unused) and with dense ones."""
-    g = torch.Generator().manual_seed(0)
-    num_sets = 3
-    embeds = [torch.randn(2, 6, 5, generator=g, requires_grad=True)
-              for _ in range(num_sets)]
-    features = torch.randn(2, 5, 4, 3, generator=g, requires_grad=True)
-    grads = [torch.randn(2, 6, 4, 3, generator=g) for _ in range(num_sets)]
-    if not dense:
-        grads[0][0, [1, 2, 4]] = 0  # unsupervised queries
-        grads[0][1] = 0  # an image without matches
-        grads[1][:, :5] = 0
-    ref = [torch.einsum('bqc,bchw->bqhw', e, features) for e in embeds]
-    used = range(num_sets) if dense else [0, 1]  # set 2 unused when sparse
-    ref_grads = torch.autograd.grad([ref[s] for s in used], embeds + [features],
-                                    [grads[s] for s in used], allow_unused=True)
-    with torch.no_grad():
-        logits = [torch.einsum('bqc,bchw->bqhw', e, features) for e in embeds]
-    out = MaskLogitsOfSets.apply(features, num_sets, *embeds, *logits)
-    got = torch.autograd.grad([out[s] for s in used], embeds + [features],
-                              [grads[s] for s in used], allow_unused=True)
-    for a, b in zip(out, ref):
-        torch.testing.assert_close(a, b)
-    for a, b in zip(got, ref_grads):
-        if b is None:  # the unused set: no gradient, or an all-zero one
-            assert a is None or not a.any()
-        else:
-            torch.testing.assert_close(a, b)
-
-
-def test_head_fuses_mask_logits_only_with_autograd_on_cpu():
-    """The fused node serves CPU forwards with autograd on; no-grad
-    forwards give plain tensors with the same values."""
-    from reference_models import build_pair
-    _, model = build_pair(seed=0)
-    head = model.panoptic_head
-    x = torch.randn(1, 3, 64, 96, generator=torch.Generator().manual_seed(0))
-    with torch.no_grad():
-        feats = model.extract_feat(x)
-        plain_cls, plain_masks = head(feats)
-    assert all(m.grad_fn is None for m in plain_masks)
-    fused_cls, fused_masks = head(feats)
-    assert {type(m.grad_fn).__name__ for m in fused_masks} == {'MaskLogitsOfSetsBackward'}
-    for a, b in zip(plain_cls + plain_masks, fused_cls + fused_masks):
-        assert torch.equal(a, b.detach())
 
 
 def test_bce_cost_equals_pairwise_bce():

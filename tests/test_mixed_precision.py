@@ -80,7 +80,9 @@ def test_criterion_runs_in_float32_under_autocast(monkeypatch):
     real_forward, real_costs = crit._losses, crit.assigner.cost_matrices
 
     def losses(all_cls, all_masks, *args):
-        seen['pred'] = {all_cls[0].dtype, all_masks[0].dtype}
+        # the decoder's mask embeddings and features, as the criterion holds them
+        seen['pred'] = {all_cls[0].dtype, all_masks.embeds.dtype,
+                        all_masks.features.dtype}
         out = real_forward(all_cls, all_masks, *args)
         seen['loss'] = {v.dtype for v in out.values()}
         return out

@@ -6,13 +6,11 @@ from .chunking import chunks
 from .dispatch import (attention_backends, deform_attn_impl, deterministic_mode,
                        point_sample_impl, resize_impl)
 from .fast_paths import fast_paths, fast_paths_enabled
-from .mask_logits import MaskLogitsOfSets, mask_logit_products
 from .ms_deform_attn import ms_deform_attn, ms_deform_attn_reference
 from .ms_deform_attn_sparse import ms_deform_attn_sparse
 from .resize import resize_bilinear
 
-__all__ = ['fast_paths', 'fast_paths_enabled', 'chunks', 'mask_logit_products',
-           'MaskLogitsOfSets', 'ms_deform_attn', 'ms_deform_attn_reference',
-           'ms_deform_attn_sparse', 'gather_sample', 'matrix_resize',
+__all__ = ['fast_paths', 'fast_paths_enabled', 'chunks', 'ms_deform_attn',
+           'ms_deform_attn_reference', 'ms_deform_attn_sparse', 'gather_sample', 'matrix_resize',
            'resize_bilinear', 'attention_backends', 'deform_attn_impl',
            'deterministic_mode', 'point_sample_impl', 'resize_impl']

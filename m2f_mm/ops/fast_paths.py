@@ -6,8 +6,6 @@ a test that the two agree:
 
 * :func:`~m2f_mm.ops.ms_deform_attn`: mmcv's CUDA kernel on GPU, a
   sparse-matrix form on CPU (reference: ``F.grid_sample`` per level);
-* :func:`~m2f_mm.ops.mask_logit_products`: one backward for the mask logits
-  of all prediction sets on CPU (reference: an einsum per set);
 * :func:`~m2f_mm.ops.chunks`: large point and cost computations in pieces
   (reference: one piece).
 

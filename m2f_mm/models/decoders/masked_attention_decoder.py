@@ -1,13 +1,14 @@
 """Transformer decoder with masked cross-attention (Mask2Former, section 3.2)."""
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 from mmengine.model import caffe2_xavier_init
 from torch import Tensor, nn
 
-from m2f_mm.ops import attention_backends, deterministic_mode, mask_logit_products
+from m2f_mm.ops import attention_backends, deterministic_mode
 from ..utils.position_encoding import SinePositionEmbedding
+from .mask_predictions import MaskEmbeddings
 
 
 class Attention(nn.Module):
@@ -140,42 +141,52 @@ class MaskedAttentionDecoder(nn.Module):
                 nn.init.xavier_normal_(p)
 
     def forward(self, mask_features: Tensor,
-                multi_scale_features: Sequence[Tensor]
-                ) -> Tuple[List[Tensor], List[Tensor]]:
+                multi_scale_features: Sequence[Tensor],
+                embeddings: bool = False
+                ) -> Tuple[List[Tensor], Union[List[Tensor], MaskEmbeddings]]:
         """All prediction sets.
 
         Args:
             mask_features: per-pixel embeddings (B, mask_channels, H/4, W/4).
             multi_scale_features: ``num_levels`` maps (B, C, h_l, w_l),
                 coarsest first.
+            embeddings: return the mask predictions as
+                :class:`~m2f_mm.models.decoders.mask_predictions.MaskEmbeddings`
+                (mask logits made only where used) instead of full maps.
 
         Returns:
             1 + num_layers class logits (B, Q, K+1) and as many mask logits
             (B, Q, H/4, W/4), from X0 first, then after every layer.
         """
         memories, memory_pos, sizes = self._memories(multi_scale_features)
-        products = mask_logit_products(mask_features)
         b = mask_features.shape[0]
+        with torch.no_grad():  # the features at each level's size, for the masks
+            level_features = [F.interpolate(mask_features, size=tuple(size),
+                                            mode='bilinear', align_corners=False)
+                              for size in sizes]
         query_pos = self.query_embed.weight.unsqueeze(0).expand(b, -1, -1)
         queries = self.query_feat.weight.unsqueeze(0).expand(b, -1, -1)  # B×Q×C
 
-        cls_logits, mask_logits = self.predict(queries, products)
-        all_cls, all_masks = [cls_logits], [mask_logits]
+        cls_logits, embed = self.predict(queries)
+        all_cls, embeds = [cls_logits], [embed]
         for i, layer in enumerate(self.layers):
             level = i % self.num_levels
-            keep = attention_keep_mask(mask_logits, sizes[level])
+            with torch.no_grad():  # the previous set's logits at this level
+                keep = keep_where_predicted(torch.einsum(
+                    'bqc,bchw->bqhw', embed, level_features[level]))
             queries = layer(queries, query_pos, memories[level],
                             memory_pos[level], keep)
-            cls_logits, mask_logits = self.predict(queries, products)
+            cls_logits, embed = self.predict(queries)
             all_cls.append(cls_logits)
-            all_masks.append(mask_logits)
-        return all_cls, products.collect(all_masks)
+            embeds.append(embed)
+        masks = MaskEmbeddings(embeds, mask_features)
+        return all_cls, masks if embeddings else masks.all_full()
 
-    def predict(self, queries: Tensor, products) -> Tuple[Tensor, Tensor]:
-        """Class logits (B, Q, K+1) and mask logits (B, Q, H/4, W/4) of one
-        set; ``products`` makes the mask logits from the mask embedding."""
+    def predict(self, queries: Tensor) -> Tuple[Tensor, Tensor]:
+        """Class logits (B, Q, K+1) and mask embeddings (B, Q, mask_channels)
+        of one set."""
         queries = self.post_norm(queries)
-        return self.cls_embed(queries), products(self.mask_embed(queries))
+        return self.cls_embed(queries), self.mask_embed(queries)
 
     def _memories(self, features: Sequence[Tensor]):
         """Per level: projected features + level embedding (B, hw, C), their
@@ -196,15 +207,10 @@ class MaskedAttentionDecoder(nn.Module):
 
 
 def attention_keep_mask(mask_logits: Tensor, size) -> Tensor:
-    """Where each query may attend at the next layer's resolution.
-
-    The previous prediction, resized bilinearly to ``size``, keeps the
-    locations with sigmoid ≥ 0.5. A query that keeps nothing attends
-    everywhere, so no attention row is fully masked (no NaN).
-
-    Args:
-        mask_logits: (B, Q, H, W) predicted mask logits.
-        size: (h, w) of the memory the layer attends to.
+    """Where each query may attend at the next layer's resolution, from its
+    full mask logits (B, Q, H, W) resized bilinearly to ``size`` (h, w):
+    :func:`keep_where_predicted` of them. The decoder resizes the per-pixel
+    features instead, which gives the same logits (resizing is linear).
 
     Returns:
         Bool (B, Q, h*w), detached.
@@ -212,7 +218,19 @@ def attention_keep_mask(mask_logits: Tensor, size) -> Tensor:
     with torch.no_grad():
         resized = F.interpolate(mask_logits, size=tuple(size), mode='bilinear',
                                 align_corners=False)
-        keep = resized.flatten(2).sigmoid() >= 0.5
+    return keep_where_predicted(resized)
+
+
+def keep_where_predicted(logits: Tensor) -> Tensor:
+    """The locations with sigmoid ≥ 0.5 of (B, Q, h, w) mask logits at the
+    memory's resolution. A query that keeps nothing attends everywhere, so
+    no attention row is fully masked (no NaN).
+
+    Returns:
+        Bool (B, Q, h*w), detached.
+    """
+    with torch.no_grad():
+        keep = logits.flatten(2).sigmoid() >= 0.5
         # not in place: ONNX export has no in-place `or`
         keep = keep | ~keep.any(dim=-1, keepdim=True)
     return keep

@@ -5,7 +5,7 @@ One class serves two hosts: ``mmdet.Mask2Former`` (as ``panoptic_head``) and
 ``mmseg.EncoderDecoder`` (as ``decode_head``), with one state-dict layout;
 how targets come in and predictions go out for each is in ``hosts.py``.
 """
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.model import BaseModule
@@ -14,6 +14,7 @@ from torch import Tensor
 from m2f_mm.converters.mmdet import convert_head_key
 from m2f_mm.registry import MODELS, build
 from m2f_mm.utils.errors import describe_image
+from ..decoders.mask_predictions import MaskEmbeddings
 from ..decoders.masked_attention_decoder import MaskedAttentionDecoder
 from ..losses.criterion import Mask2FormerCriterion
 from ..utils.targets import resolve_class_counts
@@ -135,22 +136,26 @@ class Mask2FormerHead(BaseModule):
         self.pixel_decoder.init_weights()
         self.transformer_decoder.init_weights()
 
-    def forward(self, x: Sequence[Tensor], batch_data_samples=None
-                ) -> Tuple[List[Tensor], List[Tensor]]:
+    def forward(self, x: Sequence[Tensor], batch_data_samples=None,
+                embeddings: bool = False
+                ) -> Tuple[List[Tensor], Union[List[Tensor], MaskEmbeddings]]:
         """Class logits (B, Q, K+1) and mask logits (B, Q, H/4, W/4) of all
         1 + num_layers prediction sets, from backbone levels ``x`` (finest
-        first)."""
+        first); with ``embeddings`` the mask predictions as
+        :class:`~m2f_mm.models.decoders.MaskEmbeddings`, whose logits are
+        made only where asked (training and inference do so)."""
         mask_features, multi_scale_features = self.pixel_decoder(x)
-        return self.transformer_decoder(mask_features, multi_scale_features)
+        return self.transformer_decoder(mask_features, multi_scale_features,
+                                        embeddings=embeddings)
 
     def loss(self, x: Sequence[Tensor], batch_data_samples: list,
              train_cfg=_NOT_PASSED) -> Dict[str, Tensor]:
         """Both hosts: a dict of the 3 × (1 + num_layers) loss terms."""
-        all_cls, all_masks = self(x)
+        all_cls, masks = self(x, embeddings=True)
         targets = hosts.targets_from_samples(batch_data_samples, self.counts,
                                              self.ignore_index)
         names = [describe_image(s.metainfo) for s in batch_data_samples]
-        return self.criterion(all_cls, all_masks, targets, names)
+        return self.criterion(all_cls, masks, targets, names)
 
     def predict(self, x: Sequence[Tensor], batch_data_samples: list,
                 test_cfg=_NOT_PASSED):
@@ -158,8 +163,9 @@ class Mask2FormerHead(BaseModule):
         input size (B, Q, H, W), for the fusion head. MMSeg (given image
         metas and its test_cfg): per-class scores (B, K, H, W). Float32
         whatever the autocast around the network."""
-        all_cls, all_masks = self(x)
-        cls, masks = all_cls[-1].float(), all_masks[-1].float()
+        all_cls, all_masks = self(x, embeddings=True)
+        # only the last set's full mask logits are made
+        cls, masks = all_cls[-1].float(), all_masks.full(-1)
         host = self.host or ('mmdet' if test_cfg is _NOT_PASSED else 'mmseg')
         with torch.autocast(masks.device.type, enabled=False):
             if host == 'mmseg':

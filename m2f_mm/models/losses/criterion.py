@@ -10,7 +10,7 @@ with NaN or inf stops with a one-line
 :class:`~m2f_mm.utils.errors.NonFiniteError` naming the iteration and the
 image.
 """
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -22,6 +22,7 @@ from m2f_mm.registry import TASK_UTILS, build
 from m2f_mm.utils.errors import NonFiniteError, current_iteration
 from ..utils.point_sample import point_sample, sample_by_target, uncertain_point_coords
 from .mask_losses import class_loss, full_mask_losses, point_bce_loss, point_dice_loss
+from ..decoders.mask_predictions import FullMasks
 from .match_index import MatchIndex, build_match_index
 
 Targets = List[Tuple[Tensor, Tensor]]  # per image: labels (G,), masks (G, H, W)
@@ -72,13 +73,16 @@ class Mask2FormerCriterion(nn.Module):
         self.point_sampled_loss = point_sampled_loss
         self.generator = generator
 
-    def forward(self, all_cls: List[Tensor], all_masks: List[Tensor],
+    def forward(self, all_cls: List[Tensor],
+                all_masks: Union[Sequence[Tensor], FullMasks],
                 targets: Targets, image_names: Optional[Sequence] = None
                 ) -> Dict[str, Tensor]:
         """Losses of every prediction set, computed in float32.
 
         Args:
-            all_cls: S × (B, Q, K+1); all_masks: S × (B, Q, h, w).
+            all_cls: S × (B, Q, K+1); all_masks: S × (B, Q, h, w), or the
+                decoder's :class:`~m2f_mm.models.decoders.MaskEmbeddings`
+                (full mask logits made only for the matched queries).
             targets: per image (labels (G,), masks (G, H, W) bool) at the
                 padded input size.
             image_names: per image, how errors name it
@@ -90,12 +94,12 @@ class Mask2FormerCriterion(nn.Module):
         """
         names = list(image_names) if image_names is not None else \
             [f'image #{i} of the batch' for i in range(len(targets))]
-        with torch.autocast(all_masks[0].device.type, enabled=False):
+        masks = all_masks if isinstance(all_masks, FullMasks) else FullMasks(all_masks)
+        with torch.autocast(masks.device.type, enabled=False):
             all_cls = [c.float() for c in all_cls]  # no copy when float32
-            all_masks = [m.float() for m in all_masks]
-            return self._losses(all_cls, all_masks, targets, names)
+            return self._losses(all_cls, masks, targets, names)
 
-    def _losses(self, all_cls: List[Tensor], all_masks: List[Tensor],
+    def _losses(self, all_cls: List[Tensor], all_masks: FullMasks,
                 targets: Targets, names: List) -> Dict[str, Tensor]:
         num_sets = len(all_cls)
         cls = torch.stack(all_cls)  # S×B×Q×(K+1)
@@ -148,7 +152,7 @@ class Mask2FormerCriterion(nn.Module):
                 rest.reshape(-1, p - self.num_uncertain, 2))
 
     @torch.no_grad()
-    def _match(self, cls: Tensor, all_masks: List[Tensor], targets: Targets,
+    def _match(self, cls: Tensor, all_masks: FullMasks, targets: Targets,
                points: Tensor, names: List) -> MatchIndex:
         """Hungarian matching of every set of every image, with one round
         trip to the host: the costs of all of them, and whether each set's
@@ -156,8 +160,7 @@ class Mask2FormerCriterion(nn.Module):
         costs; the indices of all matches come back in one copy
         (:func:`~m2f_mm.models.losses.match_index.build_match_index`)."""
         num_sets, _, q = cls.shape[:3]
-        finite = torch.stack([c.isfinite().flatten(1).all(1) & m.isfinite().flatten(1).all(1)
-                              for c, m in zip(cls, all_masks)])  # S×B
+        finite = cls.isfinite().flatten(2).all(2) & all_masks.finite()  # S×B
         costs = []
         for i, (gt_labels, gt_masks) in enumerate(targets):
             if not gt_labels.numel():
@@ -166,9 +169,9 @@ class Mask2FormerCriterion(nn.Module):
             pieces = []
             # a few sets at a time: their S×Q×P temporaries stay small
             for sets in chunks(num_sets, q * self.num_points):
-                point_logits = torch.cat([  # each set at its own points
-                    point_sample(all_masks[s][i:i + 1], points[s, i:i + 1])
-                    for s in sets])  # s×Q×P
+                # each set at its own points: s×Q×P
+                point_logits = all_masks.point_logits(
+                    sets, i, points[sets.start:sets.stop, i])
                 pieces.append(self.assigner.cost_matrices(
                     cls[sets.start:sets.stop, i], point_logits, gt_labels,
                     gt_masks, points[sets.start:sets.stop, i]))
@@ -191,17 +194,15 @@ class Mask2FormerCriterion(nn.Module):
         return build_match_index(matches, num_sets, [len(t[0]) for t in targets],
                                  cls.device)
 
-    def _mask_losses(self, all_masks: List[Tensor], targets: Targets,
+    def _mask_losses(self, all_masks: FullMasks, targets: Targets,
                      index: MatchIndex, candidates: Tensor, uniform: Tensor
                      ) -> Tuple[Tensor, Tensor]:
         """Summed BCE and Dice of the matched masks of each set, (S,) each."""
         num_sets = len(all_masks)
         if index.sets.numel() == 0:
-            zero = sum(m.sum() for m in all_masks) * 0.0  # keeps them in the graph
+            zero = all_masks.zero()  # keeps the predictions in the graph
             return zero.expand(num_sets), zero.expand(num_sets)
-        pred = torch.cat([m[i, q] for m, i, q in zip(
-            all_masks, index.images.split(index.set_sizes),
-            index.queries.split(index.set_sizes))])  # M×h×w
+        pred = all_masks.rows(index)  # M×h×w
 
         if self.point_sampled_loss:
             with torch.no_grad():

@@ -1,0 +1,136 @@
+"""Mask logits only where they are used: the decoder's mask embeddings
+give the same point logits, losses, gradients and attention masks as the
+full-resolution logits they replace."""
+import copy
+
+import torch
+from mmdet.registry import MODELS
+from mmdet.utils import register_all_modules
+
+from m2f_mm.models.decoders import (FullMasks, MaskEmbeddings, attention_keep_mask,
+                                    keep_where_predicted)
+from m2f_mm.models.heads import hosts
+from m2f_mm.ops import fast_paths
+from reference_models import ours_cfg
+from synthetic import make_sample
+
+register_all_modules(init_default_scope=False)
+
+
+def _model():
+    torch.manual_seed(0)
+    model = MODELS.build(ours_cfg(num_layers=3, feat=32, num_points=256))
+    model.init_weights()
+    return model
+
+
+def _inputs(model):
+    torch.manual_seed(1)
+    feats = model.extract_feat(torch.randn(2, 3, 64, 64))
+    samples = [make_sample(64, 64, seed=s) for s in (1, 2)]
+    return feats, samples
+
+
+def test_point_logits_equal_sampled_full_logits():
+    g = torch.Generator().manual_seed(0)
+    embeds = [torch.randn(2, 5, 8, generator=g) for _ in range(3)]
+    features = torch.randn(2, 8, 12, 16, generator=g)
+    points = torch.rand(3, 40, 2, generator=g)
+    emb = MaskEmbeddings(embeds, features)
+    full = FullMasks(emb.all_full())
+    for image in (0, 1):
+        torch.testing.assert_close(emb.point_logits(range(0, 3), image, points),
+                                   full.point_logits(range(0, 3), image, points),
+                                   atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(emb.point_logits(range(1, 3), image, points[1:]),
+                                   full.point_logits(range(1, 3), image, points[1:]),
+                                   atol=1e-5, rtol=1e-5)
+    assert emb.finite().all() and emb.finite().shape == (3, 2)
+    embeds[1][1, 2, 3] = float('nan')
+    assert MaskEmbeddings(embeds, features).finite().tolist() == [
+        [True, True], [True, False], [True, True]]
+
+
+def test_losses_and_gradients_equal_the_full_resolution_route():
+    """Every loss term and every gradient, on the same random points: the
+    embeddings (full logits of the matched queries only) against all sets'
+    full logits."""
+    model = _model()
+    head = model.panoptic_head
+    feats, samples = _inputs(model)
+    targets = hosts.targets_from_samples(samples, head.counts, head.ignore_index)
+    results = []
+    for route in ('embeddings', 'full'):
+        leaves = [f.detach().requires_grad_() for f in feats]
+        with fast_paths(False):
+            all_cls, masks = head(leaves, embeddings=True)
+        if route == 'full':
+            masks = masks.all_full()
+        head.criterion.generator = torch.Generator().manual_seed(0)
+        losses = head.criterion(all_cls, masks, targets)
+        grads = torch.autograd.grad(sum(losses.values()),
+                                    leaves + list(head.parameters()), allow_unused=True)
+        results.append((losses, grads))
+    (emb_losses, emb_grads), (full_losses, full_grads) = results
+    assert emb_losses.keys() == full_losses.keys() and len(emb_losses) == 12
+    for k in emb_losses:
+        torch.testing.assert_close(emb_losses[k], full_losses[k], atol=1e-5, rtol=1e-5)
+    pairs = [(a, b) for a, b in zip(emb_grads, full_grads) if b is not None]
+    assert len(pairs) > 50  # the features and the head's parameters
+    # 1e-5 of each gradient's largest value; gradients that are zero up to
+    # rounding (a few 1e-9) against 1e-5 of the largest gradient of all
+    floor = 1e-5 * max(float(b.abs().max()) for _, b in pairs)
+    for a, b in pairs:
+        assert float((a - b).abs().max()) <= max(1e-5 * float(b.abs().max()), floor)
+
+
+def test_attention_masks_equal_those_of_resized_full_logits():
+    """The decoder thresholds the embeddings times the resized features; the
+    reference resizes the full logits. They differ only at pixels within
+    1e-5 of the threshold (counted)."""
+    model = _model()
+    head = model.panoptic_head
+    feats, _ = _inputs(model)
+    mod = __import__('m2f_mm.models.decoders.masked_attention_decoder',
+                     fromlist=['x'])
+    seen = []
+    real = mod.keep_where_predicted
+
+    def record(logits):
+        seen.append(logits)
+        return real(logits)
+    mod.keep_where_predicted = record
+    try:
+        with torch.no_grad():
+            mask_features, levels = head.pixel_decoder(feats)
+            all_cls, masks = head.transformer_decoder(mask_features, levels,
+                                                      embeddings=True)
+    finally:
+        mod.keep_where_predicted = real
+    assert len(seen) == len(head.transformer_decoder.layers)
+    flipped = pixels = 0
+    for s, level_logits in enumerate(seen):
+        size = level_logits.shape[-2:]
+        ref = attention_keep_mask(masks.full(s), size)
+        got = keep_where_predicted(level_logits)
+        differ = ref != got
+        flipped += int(differ.sum())
+        pixels += differ.numel()
+        if differ.any():
+            assert float(level_logits.flatten(2)[differ].abs().max()) < 1e-5
+    print(f'attention-mask pixels that differ: {flipped} of {pixels}')
+    assert flipped <= 1e-3 * pixels
+
+
+def test_full_logits_on_request_equal_the_embeddings_product():
+    model = _model()
+    head = model.panoptic_head
+    feats, _ = _inputs(model)
+    with torch.no_grad():
+        all_cls, full = head(feats)
+        all_cls2, emb = head(feats, embeddings=True)
+    assert len(full) == len(emb) == 4
+    for s, f in enumerate(full):
+        assert torch.equal(f, emb.full(s))
+    assert all(torch.equal(a, b) for a, b in zip(all_cls, all_cls2))
+    copy.deepcopy(emb.embeds)  # plain tensors, nothing held beyond them
