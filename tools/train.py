@@ -26,8 +26,8 @@ def parse_args(argv=None):
     parser.add_argument('--amp-dtype', choices=['float16', 'bfloat16'],
                         help='autocast dtype with --amp (CPU: bfloat16 only)')
     parser.add_argument('--debug', action='store_true',
-                        help='full tracebacks for data errors (also '
-                        'M2F_MM_DEBUG=1)')
+                        help='full tracebacks for data and checkpoint errors '
+                        '(also M2F_MM_DEBUG=1)')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the lr by the actual batch size')
     parser.add_argument('--resume', nargs='?', type=str, const='auto',
@@ -35,7 +35,9 @@ def parse_args(argv=None):
                         'checkpoint in the work dir when given no path')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, e.g. '
-                        'train_cfg.max_iters=100 model.panoptic_head.num_queries=50')
+                        'train_cfg.max_iters=100 model.panoptic_head.num_queries=50; '
+                        'load_partial=True lets load_from / --resume fill part '
+                        'of the model (fine-tuning with a new class count)')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
