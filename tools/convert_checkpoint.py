@@ -21,7 +21,6 @@ an MMSeg EncoderDecoder's layout (and ``panoptic_head.`` the other way). DST hol
 ``tools/test.py --checkpoint`` / mmengine's ``load_checkpoint``.
 """
 import argparse
-import os
 import sys
 
 import torch
