@@ -191,8 +191,8 @@ def check_covers(model: nn.Module, checkpoint: Dict, path: str,
            f'weights ({"; ".join(parts)})')
     if partial:
         return msg
-    raise CheckpointError(f'{msg}; another model\'s checkpoint? To load part of '
-                          f'it on purpose: {PARTIAL_OPTION}')
+    raise CheckpointError(f'{msg}; to load only the weights that fit, on '
+                          f'purpose: {PARTIAL_OPTION}')
 
 
 def load_into(model: nn.Module, path: str, partial: bool = False,
