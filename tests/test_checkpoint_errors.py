@@ -173,6 +173,20 @@ def test_train_load_from_checks_the_checkpoint(ckpts, toy_opts, tmp_path):
     assert _exit_line(e).startswith(f'train.py: {ckpts / "truncated.pth"}: truncated')
 
 
+def test_train_unreadable_pretrained_backbone_is_one_line(ckpts, tmp_path):
+    """The backbone's ``init_cfg`` Pretrained file goes through the same
+    reader before anything is built."""
+    import train as train_tool
+    with pytest.raises(SystemExit) as e:
+        train_tool.main([os.path.join(
+            REPO, 'configs/quickstart/mask2former_r18-toyshapes_toy-panoptic.py'),
+            '--work-dir', str(tmp_path / 'w'), '--cfg-options',
+            f'model.backbone.init_cfg.checkpoint={ckpts / "evil.pth"}'])
+    assert _exit_line(e).startswith(
+        f'train.py: {ckpts / "evil.pth"}: refusing to load posix.system')
+    assert not (ckpts / 'pwned').exists() and not (tmp_path / 'w').exists()
+
+
 def test_debug_keeps_the_traceback(ckpts, toy_opts, tmp_path):
     from m2f_mm.utils.errors import CheckpointError
     import test as test_tool

@@ -50,7 +50,10 @@ def parse_args(argv=None):
 def check_pretrained_backbone(cfg: Config) -> None:
     """A backbone ``init_cfg`` of type Pretrained that names a local file
     which is not there ends train.py with one line (mmengine would fail on
-    it only after building the model and the data)."""
+    it only after building the model and the data); one that is there but
+    cannot be read (truncated, not a checkpoint, code in its pickle) raises
+    the loader's one-line CheckpointError. Which of its keys the backbone
+    takes is the init's ``prefix`` (partial by design): not checked."""
     init = (cfg.model.get('backbone') or {}).get('init_cfg')
     if not isinstance(init, dict) or init.get('type') != 'Pretrained':
         return
@@ -61,6 +64,9 @@ def check_pretrained_backbone(cfg: Config) -> None:
             'write it first (the quickstart\'s backbone: python '
             f'tools/pretrain_backbone.py --out {ckpt}) or point '
             '--cfg-options model.backbone.init_cfg.checkpoint=... at it')
+    if isinstance(ckpt, str) and '://' not in ckpt:
+        from m2f_mm.utils.checkpoint import read_checkpoint
+        read_checkpoint(ckpt)
 
 
 def build_cfg(args) -> Config:
@@ -101,7 +107,7 @@ def main(argv=None):
     args = parse_args(argv)
     import m2f_mm  # noqa: F401  (the m2f_mm scope)
     from m2f_mm.utils.runner import build_runner, run_or_exit
-    cfg = build_cfg(args)
+    cfg = run_or_exit(lambda: build_cfg(args), 'train.py', args.debug)
     run_or_exit(lambda: build_runner(cfg).train(), 'train.py', args.debug)
 
 
