@@ -16,8 +16,9 @@ message is one line naming the file:
   unexpected and differently shaped key, and the option that loads part of a
   checkpoint on purpose, :data:`PARTIAL_OPTION`.
 
-A backbone-only ``init_cfg=dict(type='Pretrained', prefix=...)`` does not go
-through here (mmengine's initialiser loads it, partially by design).
+A backbone-only ``init_cfg=dict(type='Pretrained', prefix=...)`` is partial by
+design: tools/train.py reads its file with :func:`read_checkpoint` first, and
+mmengine's initialiser loads the prefix's keys without :func:`check_covers`.
 """
 import logging
 import os
