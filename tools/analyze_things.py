@@ -43,7 +43,12 @@ def parse_args(argv=None):
     parser.add_argument('--probe', action='store_true',
                         help='also fit linear probes on mask-pooled features')
     parser.add_argument('--seed', type=int, default=0, help='probe split and init')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings, e.g. load_partial=True '
+                        '(load a checkpoint that covers part of the model)')
+    parser.add_argument('--debug', action='store_true',
+                        help='full tracebacks instead of one-line errors (also '
+                        'M2F_MM_DEBUG=1)')
     return parser.parse_args(argv)
 
 
@@ -149,13 +154,14 @@ def main(argv=None) -> str:
     from mmengine.dataset import pseudo_collate
 
     from m2f_mm.deploy import build_model_from_config
-    from m2f_mm.utils.runner import allow_runner_checkpoint_globals, load_config
+    from m2f_mm.utils.runner import load_config, run_or_exit
     cfg = load_config(args.config, 'analyze_things.py', args.cfg_options)
     if not osp.isfile(args.checkpoint):
         raise SystemExit(f'analyze_things.py: checkpoint {args.checkpoint} '
                          'does not exist')
-    allow_runner_checkpoint_globals()
-    model, cfg = build_model_from_config(cfg, args.checkpoint)
+    # m2f_mm's checkpoint loader: one line for a file that is not this model's
+    model, cfg = run_or_exit(lambda: build_model_from_config(cfg, args.checkpoint),
+                             'analyze_things.py', args.debug)
     head = getattr(model, 'panoptic_head', None)
     if head is None:
         raise SystemExit('analyze_things.py: the config\'s model has no '

@@ -21,7 +21,6 @@ an MMSeg EncoderDecoder's layout (and ``panoptic_head.`` the other way). DST hol
 ``tools/test.py --checkpoint`` / mmengine's ``load_checkpoint``.
 """
 import argparse
-import os
 import sys
 
 import torch
@@ -30,15 +29,11 @@ import torch
 def convert_file(source: str, src: str, dst: str, head_prefix: str = None) -> int:
     from m2f_mm.converters import convert_mmdet_state_dict
     from m2f_mm.converters.common import save_atomic
-    from m2f_mm.patches import safe_checkpoint_context
+    from m2f_mm.utils.checkpoint import read_checkpoint
     if source not in ('mmdet', 'mmseg'):
         raise ValueError(f'unknown source {source!r}: expected mmdet or mmseg')
-    if not os.path.isfile(src):
-        raise FileNotFoundError(f'{src}: no such checkpoint')
-    with safe_checkpoint_context():
-        ckpt = torch.load(src, map_location='cpu')
-    if not isinstance(ckpt, dict):
-        raise ValueError(f'{src}: expected a dict, got {type(ckpt).__name__}')
+    # one line for a missing, truncated or code-running file (nothing runs)
+    ckpt = read_checkpoint(src)
     state = ckpt.get('state_dict', ckpt)
     if not any(isinstance(v, torch.Tensor) for v in state.values()):
         raise ValueError(f'{src}: holds no tensors under state_dict')
@@ -80,6 +75,9 @@ def main(argv=None):
     parser.add_argument('--num-things', type=int,
                         help='d2/hf panoptic: how many of the classes (the first '
                         'ones) are things')
+    parser.add_argument('--debug', action='store_true',
+                        help='full tracebacks instead of one-line errors (also '
+                        'M2F_MM_DEBUG=1)')
     args = parser.parse_args(argv)
     external = args.source in ('d2', 'hf')
     if not external and (args.config_out or args.dataset or args.num_things is not None):
@@ -91,7 +89,10 @@ def main(argv=None):
             n = summary['num_keys']
         else:
             n = convert_file(args.source, args.src, args.dst, args.head_prefix)
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, FileNotFoundError) as e:  # our errors are one line
+        from m2f_mm.utils.errors import debug_enabled
+        if debug_enabled(args.debug):
+            raise
         sys.exit(f'convert_checkpoint: {e}')
     print(f'converted {n} tensors from {args.src} ({args.source}) to {args.dst}'
           + (f'; config: {args.config_out}' if external and args.config_out else ''))

@@ -12,6 +12,11 @@ it). ``--dynamic`` makes batch, H and W free (multiples of 32); without it
 the graph is fixed at ``--batch`` × ``--shape``. ``--check`` runs the graph
 in onnxruntime on a random image of another size and prints the largest
 difference from PyTorch. See m2f_mm/deploy/onnx_export.py.
+
+The checkpoint is read by m2f_mm's loader (m2f_mm/utils/checkpoint.py): one
+that is truncated, runs code or does not cover the model ends the tool with
+one line; ``--cfg-options load_partial=True`` exports one that covers part of
+the model (the rest as initialised).
 """
 import argparse
 import os
@@ -25,6 +30,7 @@ if REPO not in sys.path:  # run from a checkout without `pip install -e .`
 
 
 def main(argv=None):
+    from mmengine.config import DictAction
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('config')
@@ -42,13 +48,26 @@ def main(argv=None):
     parser.add_argument('--batch', type=int, default=1)
     parser.add_argument('--check', action='store_true',
                         help='compare onnxruntime with PyTorch on a random image')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings, e.g. load_partial=True '
+                        '(load a checkpoint that covers part of the model)')
+    parser.add_argument('--debug', action='store_true',
+                        help='full tracebacks instead of one-line errors (also '
+                        'M2F_MM_DEBUG=1)')
     args = parser.parse_args(argv)
     for path, what in ((args.config, 'config'), (args.checkpoint, 'checkpoint')):
         if not osp.isfile(path):
             sys.exit(f'export_onnx.py: {what} {path} does not exist')
 
     from m2f_mm.deploy import build_model_from_config, default_task, export_onnx
-    model, cfg = build_model_from_config(args.config, args.checkpoint)
+    from mmengine.config import Config
+
+    from m2f_mm.utils.runner import run_or_exit
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    model, cfg = run_or_exit(lambda: build_model_from_config(cfg, args.checkpoint),
+                             'export_onnx.py', args.debug)
     task = args.task or default_task(cfg)
     os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
     t0 = time.time()

@@ -11,6 +11,11 @@ only the model is replaced: onnxruntime runs the graph, and
 ``m2f_mm.deploy.postprocess`` (numpy) turns its logits into results. So the
 outputs are ``<out-dir>/vis/*.png`` overlays and ``<out-dir>/preds/*.json``
 (detection) or ``<out-dir>/pred/*.png`` (semantic).
+
+Inputs that are not images (a missing path, an empty folder, a file that does
+not decode) are named in one line each, as in tools/demo.py; the readable
+images of a folder are still segmented, and the exit status is 1 if any input
+was not read.
 """
 import argparse
 import os.path as osp
@@ -31,24 +36,35 @@ def main(argv=None):
                         help='instance score threshold for the overlays')
     parser.add_argument('--threads', type=int, default=None,
                         help='onnxruntime intra-op threads')
+    parser.add_argument('--debug', action='store_true',
+                        help='full tracebacks instead of one-line errors (also '
+                        'M2F_MM_DEBUG=1)')
     args = parser.parse_args(argv)
-    for path, what in ((args.inputs, 'input'), (args.model, 'model')):
-        if not osp.exists(path):
-            sys.exit(f'onnx_infer.py: {what} {path} does not exist')
+    if not osp.exists(args.model):
+        sys.exit(f'onnx_infer.py: model {args.model} does not exist')
+    from m2f_mm.utils.runner import run_or_exit
+    if not run_or_exit(lambda: run(args), 'onnx_infer.py', args.debug):
+        raise SystemExit(1)  # the unreadable inputs are named above
 
+
+def run(args) -> bool:
+    """Segment the inputs; True when every input was read."""
     from m2f_mm.deploy.runtime import OnnxMask2Former
+    from m2f_mm.utils.images import images_or_exit
+    images, failed = images_or_exit(args.inputs, 'onnx_infer.py')
     runner = OnnxMask2Former(args.model, threads=args.threads)
     if not runner.meta.get('config'):
         sys.exit(f'onnx_infer.py: {args.model} carries no config; export it again '
                  'with tools/export_onnx.py')
     inferencer = build_inferencer(runner)
     if runner.meta['host'] == 'mmseg':
-        inferencer(args.inputs, out_dir=args.out_dir)
+        inferencer(images, out_dir=args.out_dir)
     else:
-        inferencer(args.inputs, out_dir=args.out_dir, no_save_pred=False,
+        inferencer(images, out_dir=args.out_dir, no_save_pred=False,
                    pred_score_thr=args.score_thr)
-    print(f'wrote overlays to {osp.join(args.out_dir, "vis")} and predictions '
-          f'under {args.out_dir}')
+    print(f'wrote overlays of {len(images)} image(s) to '
+          f'{osp.join(args.out_dir, "vis")} and predictions under {args.out_dir}')
+    return not failed
 
 
 def build_inferencer(runner):

@@ -34,10 +34,13 @@ def parse_args(argv=None):
                         "(default: the config's env_cfg.tf32, else PyTorch's "
                         'defaults: matmul off, convolutions on)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings')
+                        help='override config settings; load_partial=True '
+                        'evaluates a checkpoint that covers only part of the '
+                        'model (without it such a checkpoint, e.g. another '
+                        "model's, ends the tool with one line and no metrics)")
     parser.add_argument('--debug', action='store_true',
-                        help='full tracebacks for data errors (also '
-                        'M2F_MM_DEBUG=1)')
+                        help='full tracebacks for data and checkpoint errors '
+                        '(also M2F_MM_DEBUG=1)')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)

@@ -26,8 +26,8 @@ def parse_args(argv=None):
     parser.add_argument('--amp-dtype', choices=['float16', 'bfloat16'],
                         help='autocast dtype with --amp (CPU: bfloat16 only)')
     parser.add_argument('--debug', action='store_true',
-                        help='full tracebacks for data errors (also '
-                        'M2F_MM_DEBUG=1)')
+                        help='full tracebacks for data and checkpoint errors '
+                        '(also M2F_MM_DEBUG=1)')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the lr by the actual batch size')
     parser.add_argument('--resume', nargs='?', type=str, const='auto',
@@ -39,7 +39,9 @@ def parse_args(argv=None):
                         'defaults: matmul off, convolutions on)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, e.g. '
-                        'train_cfg.max_iters=100 model.panoptic_head.num_queries=50')
+                        'train_cfg.max_iters=100 model.panoptic_head.num_queries=50; '
+                        'load_partial=True lets load_from / --resume fill part '
+                        'of the model (fine-tuning with a new class count)')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
@@ -52,7 +54,10 @@ def parse_args(argv=None):
 def check_pretrained_backbone(cfg: Config) -> None:
     """A backbone ``init_cfg`` of type Pretrained that names a local file
     which is not there ends train.py with one line (mmengine would fail on
-    it only after building the model and the data)."""
+    it only after building the model and the data); one that is there but
+    cannot be read (truncated, not a checkpoint, code in its pickle) raises
+    the loader's one-line CheckpointError. Which of its keys the backbone
+    takes is the init's ``prefix`` (partial by design): not checked."""
     init = (cfg.model.get('backbone') or {}).get('init_cfg')
     if not isinstance(init, dict) or init.get('type') != 'Pretrained':
         return
@@ -63,6 +68,9 @@ def check_pretrained_backbone(cfg: Config) -> None:
             'write it first (the quickstart\'s backbone: python '
             f'tools/pretrain_backbone.py --out {ckpt}) or point '
             '--cfg-options model.backbone.init_cfg.checkpoint=... at it')
+    if isinstance(ckpt, str) and '://' not in ckpt:
+        from m2f_mm.utils.checkpoint import read_checkpoint
+        read_checkpoint(ckpt)
 
 
 def build_cfg(args) -> Config:
@@ -103,7 +111,7 @@ def main(argv=None):
     args = parse_args(argv)
     import m2f_mm  # noqa: F401  (the m2f_mm scope)
     from m2f_mm.utils.runner import build_runner, run_or_exit
-    cfg = build_cfg(args)
+    cfg = run_or_exit(lambda: build_cfg(args), 'train.py', args.debug)
     run_or_exit(lambda: build_runner(cfg).train(), 'train.py', args.debug)
 
 

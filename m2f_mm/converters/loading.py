@@ -4,7 +4,8 @@
   unpickles it with an allow-list that admits containers, strings, numbers
   and numpy arrays only; anything else (a class, ``os.system``, ...) is
   refused before it is looked up, so nothing in the file runs.
-- ``.pth`` / ``.bin``: ``torch.load(weights_only=True)``.
+- ``.pth`` / ``.bin``: :func:`m2f_mm.utils.checkpoint.read_checkpoint`
+  (``torch.load(weights_only=True)``, one line per problem), as every tool.
 - ``.safetensors``: the safetensors reader (no code at all).
 """
 import codecs
@@ -16,8 +17,11 @@ from typing import Dict
 import numpy as np
 import torch
 
+from ..utils.checkpoint import read_checkpoint
+from ..utils.errors import CheckpointError
 
-class ConversionError(ValueError):
+
+class ConversionError(CheckpointError):
     """A checkpoint that cannot be converted; the message is one line."""
 
 
@@ -101,12 +105,11 @@ def numpy_state_to_torch(state: Dict, where: str) -> 'OrderedDict[str, torch.Ten
 
 
 def load_torch_weights(path: str) -> Dict:
-    """A ``.pth``/``.bin`` file read with ``weights_only=True``."""
+    """A ``.pth``/``.bin`` file read by the tools' one checkpoint loader."""
     try:
-        return torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as e:  # noqa: BLE001 - torch raises many kinds here
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ConversionError(f'{path}: not loaded with weights_only=True: {msg}') from None
+        return read_checkpoint(path)
+    except CheckpointError as e:
+        raise ConversionError(str(e)) from None
 
 
 def load_safetensors(path: str) -> Dict:

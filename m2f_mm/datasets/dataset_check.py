@@ -9,15 +9,14 @@ Every sample goes through the configured pipeline, one transform at a time:
   crop emptied. ``show_dir`` gets an overlay of what the model will see.
 
 Problems are :class:`~m2f_mm.utils.errors.DataError` s grouped by their
-``kind``; those in :data:`WARNING_KINDS` do not stop training, all others do.
+``kind``; those in :data:`~m2f_mm.datasets.dataset_report.WARNING_KINDS` do
+not stop training, all others do. What a check reports (the counts, the
+problems, the text and the overlays) is in :mod:`.dataset_report`.
 """
-import os
 import os.path as osp
 import random
 import sys
-from collections import defaultdict
-from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -25,48 +24,10 @@ import torch
 from m2f_mm.models.utils.targets import ClassCounts, mask_targets
 from m2f_mm.utils.errors import DataError, data_error, image_of, one_line
 from .class_counts import apply_class_counts
+# format_report is read from here too (tools/check_dataset.py)
+from .dataset_report import (CheckReport, format_report,  # noqa: F401
+                             palette_of, write_overlay)
 from .pipeline_errors import pipeline_error
-
-#: problems that training survives (the rest stop it)
-WARNING_KINDS = ('no segment', 'empty segment', 'class without segments',
-                 'dropped by pipeline')
-
-
-@dataclass
-class ClassStats:
-    segments: int = 0
-    images: int = 0
-    pixels: int = 0
-
-
-@dataclass
-class CheckReport:
-    """What :func:`check_dataset` found."""
-    dataset: str = ''
-    source: str = ''  # the annotation file or data root
-    classes: Tuple[str, ...] = ()
-    num_things: int = 0
-    palette: Optional[np.ndarray] = None  # (K, 3) RGB
-    num_samples: int = 0
-    num_skipped: int = 0  # images the dataset left out for their problems
-    problems: List[DataError] = field(default_factory=list)
-    stats: Dict[int, ClassStats] = field(default_factory=lambda: defaultdict(ClassStats))
-    segments_loaded: int = 0
-    segments_emptied: int = 0
-    images_with_emptied: int = 0
-
-    @property
-    def errors(self) -> List[DataError]:
-        return [p for p in self.problems if p.kind not in WARNING_KINDS]
-
-    @property
-    def warnings(self) -> List[DataError]:
-        return [p for p in self.problems if p.kind in WARNING_KINDS]
-
-    @property
-    def stops_training(self) -> bool:
-        return bool(self.errors)
-
 
 def _transform_cfgs(pipeline) -> List[dict]:
     return [t for t in pipeline if isinstance(t, dict)]
@@ -267,44 +228,6 @@ def check_sample(dataset, idx: int, report: CheckReport, ignore_index: int,
                           osp.join(show_dir, f'{idx:06d}_{name}.png'))
 
 
-def _palette(report: CheckReport, metainfo: dict) -> np.ndarray:
-    palette = metainfo.get('palette')
-    n = len(report.classes)
-    if palette is None or len(palette) < n:
-        rng = np.random.default_rng(0)
-        palette = rng.integers(40, 255, (n, 3))
-    return np.asarray(palette, np.float32)[:n]
-
-
-def write_overlay(img, final, classes: Sequence[str], palette: np.ndarray,
-                  path: str) -> None:
-    """Write the packed image ``img`` (C, H, W; BGR as loaded) with the
-    final targets (labels, masks) painted over it: one colour per class, a
-    darker outline and the class name per segment."""
-    import cv2
-    img = img.permute(1, 2, 0).numpy() if isinstance(img, torch.Tensor) else np.asarray(img)
-    img = np.ascontiguousarray(img[..., :3]).astype(np.float32)  # BGR as loaded
-    colors = palette[:, ::-1]  # RGB -> BGR
-    labels, masks = final
-    masks = masks.numpy().astype(bool)
-    h, w = img.shape[:2]
-    out = img.copy()
-    for label, mask in zip(labels.tolist(), masks):
-        mask = mask[:h, :w]
-        out[mask] = 0.45 * img[mask] + 0.55 * colors[label]
-    out = out.astype(np.uint8)
-    for label, mask in zip(labels.tolist(), masks):
-        m = mask[:h, :w].astype(np.uint8)
-        contours, _ = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-        cv2.drawContours(out, contours, -1, tuple(int(c) * 0.5 for c in colors[label]), 1)
-        ys, xs = np.nonzero(m)
-        if len(ys):
-            cv2.putText(out, classes[label], (int(xs.mean()), int(ys.mean())),
-                        cv2.FONT_HERSHEY_SIMPLEX, 0.3, (255, 255, 255), 1, cv2.LINE_AA)
-    os.makedirs(osp.dirname(path) or '.', exist_ok=True)
-    cv2.imwrite(path, out)
-
-
 def check_dataset(dataset_cfg: dict, show_dir: Optional[str] = None,
                   progress: bool = True, seed: int = 0,
                   model_counts: Optional[Tuple[ClassCounts, str]] = None
@@ -332,7 +255,7 @@ def check_dataset(dataset_cfg: dict, show_dir: Optional[str] = None,
     things = meta.get('thing_classes')
     report.num_things = len(things) if things is not None else (
         len(report.classes) if hasattr(dataset, 'cat2label') else 0)
-    report.palette = _palette(report, meta)
+    report.palette = palette_of(report, meta)
     report.num_samples = len(dataset)
     report.num_skipped = getattr(dataset, 'num_skipped', 0)
     ignore_index = ignore_index_of(dataset_cfg)
@@ -356,48 +279,3 @@ def check_dataset(dataset_cfg: dict, show_dir: Optional[str] = None,
                     report.source, 'no segment in the whole split',
                     field=f'class {label} ({name})', kind='class without segments'))
     return report
-
-
-def format_report(report: CheckReport, max_listed: int = 20) -> str:
-    """The report as text: problems by kind (at most ``max_listed`` lines
-    each), the crop count and the per-class histogram."""
-    skipped = (f' (+ {report.num_skipped} left out for the problems below)'
-               if report.num_skipped else '')
-    lines = [f'{report.num_samples} samples{skipped}, {len(report.classes)} classes '
-             f'({report.num_things} things) in {report.dataset}']
-
-    def listing(title: str, problems: List[DataError]) -> None:
-        if not problems:
-            return
-        lines.append(f'{title} ({len(problems)}):')
-        by_kind: Dict[str, List[DataError]] = defaultdict(list)
-        for p in problems:
-            by_kind[p.kind].append(p)
-        for kind, items in by_kind.items():
-            lines.append(f'  {kind} ({len(items)}):')
-            lines.extend(f'    {one_line(p)}' for p in items[:max_listed])
-            if len(items) > max_listed:
-                lines.append(f'    ... and {len(items) - max_listed} more')
-
-    listing('problems that stop training', report.errors)
-    listing('warnings', report.warnings)
-    if report.segments_loaded:
-        lines.append(f'segments emptied by the pipeline (crop): '
-                     f'{report.segments_emptied} of {report.segments_loaded} '
-                     f'(in {report.images_with_emptied} images)')
-    if report.classes:
-        total = sum(s.pixels for s in report.stats.values()) or 1
-        width = max(len(c) for c in report.classes)
-        lines.append('per class, as loaded (before augmentation):')
-        lines.append(f'  {"label":>5}  {"class":<{width}}  {"kind":<5}  '
-                     f'{"segments":>8}  {"images":>6}  {"pixels":>10}  share')
-        for label, name in enumerate(report.classes):
-            s = report.stats.get(label, ClassStats())
-            kind = 'thing' if label < report.num_things else 'stuff'
-            share = s.pixels / total
-            lines.append(f'  {label:>5}  {name:<{width}}  {kind:<5}  {s.segments:>8}  '
-                         f'{s.images:>6}  {s.pixels:>10}  {share:6.1%} '
-                         f'{"#" * round(share * 40)}')
-    lines.append('result: ' + ('problems found that stop training' if report.errors
-                               else 'no problem that stops training'))
-    return '\n'.join(lines)

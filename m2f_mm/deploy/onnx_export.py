@@ -23,7 +23,7 @@ graph's batch at 1.)
 """
 import json
 import math
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -235,43 +235,6 @@ def _jsonable(obj):
 
 
 _SKIP = object()
-
-
-def default_task(cfg) -> str:
-    """'semantic' for an MMSegmentation config, else 'panoptic' when the
-    model's test_cfg switches panoptic results on, else 'instance'."""
-    if cfg.get('default_scope') == 'mmseg':
-        return 'semantic'
-    test_cfg = cfg.model.get('test_cfg') or {}
-    return 'panoptic' if test_cfg.get('panoptic_on', True) else 'instance'
-
-
-def build_model_from_config(config, checkpoint: Optional[str] = None):
-    """(model in eval mode, Config) from a config file (or Config) and an
-    optional checkpoint, in the config's default scope. The backbone's
-    pretrained init is dropped (the checkpoint holds the weights); the
-    model's ``dataset_meta`` comes from the checkpoint, else the config's
-    ``metainfo``."""
-    import copy
-
-    import m2f_mm  # noqa: F401  (registers the m2f_mm scope)
-    from mmengine.config import Config
-    from mmengine.registry import MODELS, init_default_scope
-    from mmengine.runner import load_checkpoint
-    cfg = Config.fromfile(config) if isinstance(config, str) else config
-    init_default_scope(cfg.get('default_scope', 'mmdet'))
-    model_cfg = copy.deepcopy(cfg.model)
-    model_cfg.pop('pretrained', None)
-    if model_cfg.get('backbone', {}).get('init_cfg') is not None:
-        model_cfg.backbone.init_cfg = None
-    model = MODELS.build(model_cfg)
-    dataset_meta = None
-    if checkpoint:
-        ckpt = load_checkpoint(model, checkpoint, map_location='cpu', strict=True,
-                               logger='silent')
-        dataset_meta = ckpt.get('meta', {}).get('dataset_meta')
-    model.dataset_meta = dict(dataset_meta or cfg.get('metainfo') or {})
-    return model.eval(), cfg
 
 
 def compare_with_pytorch(model: nn.Module, path: str, shape: Sequence[int],

@@ -84,6 +84,17 @@ def one_line(exc: BaseException) -> str:
     return _BUILD_PREFIX.sub('', msg.strip())
 
 
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be read, would run code, or is not the
+    model's (:mod:`m2f_mm.utils.checkpoint`); the message is one line that
+    starts with the file."""
+
+
+class InputError(ValueError):
+    """An input of tools/demo.py or tools/onnx_infer.py that is not an
+    image (:mod:`m2f_mm.utils.images`); one line starting with the path."""
+
+
 class NonFiniteError(FloatingPointError):
     """A prediction or matching cost with NaN or inf, named by iteration
     and image (instead of scipy's "cost matrix is infeasible")."""

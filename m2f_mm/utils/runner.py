@@ -10,9 +10,11 @@ from mmengine.runner import Runner
 from m2f_mm.datasets.class_counts import apply_class_counts, head_counts
 from m2f_mm.datasets.pipeline_errors import name_pipeline_errors
 from ..patches import allow_runner_checkpoint_globals, setup_cpu_distributed
+from .checkpoint import PARTIAL_KEY, check_covers, is_local, read_checkpoint
 from .determinism import (describe_deterministic_mode, prepare_deterministic,
                           relax_deterministic)
-from .errors import DataError, NonFiniteError, debug_enabled, one_line
+from .errors import (CheckpointError, DataError, InputError, NonFiniteError,
+                     debug_enabled, one_line)
 from .tf32 import apply_tf32, tf32_option
 
 
@@ -65,6 +67,44 @@ class M2FRunner(Runner):
         if deterministic:
             relax_deterministic()
 
+    def load_checkpoint(self, filename: str, map_location='cpu',
+                        strict: bool = False,
+                        revise_keys: list = [(r'^module.', '')]):  # noqa: B006 (mmengine's default)
+        """mmengine's ``Runner.load_checkpoint`` (which ``load_from`` and
+        ``resume`` call) with m2f_mm's loader for local files: a truncated,
+        foreign or code-running file, or a checkpoint that does not cover
+        the model, raises a one-line
+        :class:`~m2f_mm.utils.errors.CheckpointError` before anything runs
+        (mmengine would only warn of missing keys and then evaluate or train
+        a randomly initialised model). ``load_partial=True`` in the config
+        loads such a checkpoint on purpose, with a warning in the log.
+
+        Args:
+            filename: the checkpoint; URLs and ``xxx://`` names go to
+                mmengine's loader unchanged.
+            map_location: as for ``torch.load``.
+            strict: as mmengine's (``load_partial`` does not relax it).
+            revise_keys: (pattern, replacement) pairs applied to the keys.
+        """
+        if not is_local(filename):
+            return super().load_checkpoint(filename, map_location, strict, revise_keys)
+        from mmengine.model import is_model_wrapper
+        from mmengine.runner.checkpoint import _load_checkpoint_to_model
+        checkpoint = read_checkpoint(filename, map_location)
+        # what mmengine's load_checkpoint does after reading, with the check
+        self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
+        model = self.model.module if is_model_wrapper(self.model) else self.model
+        gap = check_covers(model, checkpoint, filename,
+                           partial=bool(self.cfg.get(PARTIAL_KEY, False)),
+                           revise_keys=revise_keys)
+        if gap is not None:
+            self.logger.warning(f'{gap} (loaded partially: {PARTIAL_KEY}=True)')
+        checkpoint = _load_checkpoint_to_model(model, checkpoint, strict,
+                                               revise_keys=revise_keys)
+        self._has_loaded = True
+        self.logger.info(f'Load checkpoint from {filename}')
+        return checkpoint
+
     def build_dataloader(self, *args, **kwargs):  # called on the instance
         loader = Runner.build_dataloader(*args, **kwargs)
         name_pipeline_errors(loader.dataset)
@@ -93,13 +133,17 @@ def build_runner(cfg: Config):
 def run_or_exit(step, tool: str, debug: bool = False):
     """Run ``step`` (e.g. ``runner.train``). An error in the data (a missing
     file, a :class:`~m2f_mm.utils.errors.DataError` from a dataset or a
-    pipeline, also from a DataLoader worker) or a non-finite prediction
-    (:class:`~m2f_mm.utils.errors.NonFiniteError`) ends the tool with one
-    line naming the file, image and field (or iteration) instead of a
+    pipeline, also from a DataLoader worker), a non-finite prediction
+    (:class:`~m2f_mm.utils.errors.NonFiniteError`), a checkpoint that cannot
+    be read or is not the model's
+    (:class:`~m2f_mm.utils.errors.CheckpointError`) or an input that is not
+    an image (:class:`~m2f_mm.utils.errors.InputError`) ends the tool with
+    one line naming the file, image and field (or iteration) instead of a
     traceback; ``debug`` (or ``M2F_MM_DEBUG=1``) keeps the traceback."""
     try:
         return step()
-    except (DataError, NonFiniteError, FileNotFoundError) as e:
+    except (DataError, NonFiniteError, FileNotFoundError, CheckpointError,
+            InputError) as e:
         if debug_enabled(debug):
             raise
         msg = one_line(e)
