@@ -30,7 +30,7 @@ if REPO not in sys.path:
 
 
 def parse_args(argv=None):
-    from mmengine.config import DictAction
+    from m2f_mm.utils.cli import add_model_options
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('config')
@@ -43,12 +43,7 @@ def parse_args(argv=None):
     parser.add_argument('--probe', action='store_true',
                         help='also fit linear probes on mask-pooled features')
     parser.add_argument('--seed', type=int, default=0, help='probe split and init')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings, e.g. load_partial=True '
-                        '(load a checkpoint that covers part of the model)')
-    parser.add_argument('--debug', action='store_true',
-                        help='full tracebacks instead of one-line errors (also '
-                        'M2F_MM_DEBUG=1)')
+    add_model_options(parser)
     return parser.parse_args(argv)
 
 

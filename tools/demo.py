@@ -21,7 +21,7 @@ import sys
 
 
 def parse_args(argv=None):
-    from mmengine.config import DictAction
+    from m2f_mm.utils.cli import add_model_options
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('inputs', help='an image file or a folder of images')
@@ -31,12 +31,7 @@ def parse_args(argv=None):
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--score-thr', type=float, default=0.3,
                         help='instance score threshold for the overlays')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings, e.g. load_partial=True '
-                        '(load a checkpoint that covers part of the model)')
-    parser.add_argument('--debug', action='store_true',
-                        help='full tracebacks instead of one-line errors (also '
-                        'M2F_MM_DEBUG=1)')
+    add_model_options(parser)
     return parser.parse_args(argv)
 
 

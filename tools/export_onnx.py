@@ -30,7 +30,7 @@ if REPO not in sys.path:  # run from a checkout without `pip install -e .`
 
 
 def main(argv=None):
-    from mmengine.config import DictAction
+    from m2f_mm.utils.cli import add_model_options
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('config')
@@ -48,12 +48,7 @@ def main(argv=None):
     parser.add_argument('--batch', type=int, default=1)
     parser.add_argument('--check', action='store_true',
                         help='compare onnxruntime with PyTorch on a random image')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings, e.g. load_partial=True '
-                        '(load a checkpoint that covers part of the model)')
-    parser.add_argument('--debug', action='store_true',
-                        help='full tracebacks instead of one-line errors (also '
-                        'M2F_MM_DEBUG=1)')
+    add_model_options(parser)
     args = parser.parse_args(argv)
     for path, what in ((args.config, 'config'), (args.checkpoint, 'checkpoint')):
         if not osp.isfile(path):
