@@ -233,3 +233,9 @@ def test_deterministic_config_warns_instead_of_failing(restore_determinism, monk
     runner.set_randomness(0, deterministic=True)
     assert torch.are_deterministic_algorithms_enabled()
     assert torch.is_deterministic_algorithms_warn_only_enabled()
+
+
+@pytest.mark.parametrize('device', ['cpu', 'cuda', 'mps'])
+def test_mask_point_logits_choice(device):
+    from m2f_mm.ops import mask_point_logits_impl
+    assert mask_point_logits_impl(device) == ('full' if device == 'cpu' else 'features')

@@ -38,6 +38,21 @@ def test_point_logits_equal_sampled_full_logits():
     points = torch.rand(3, 40, 2, generator=g)
     emb = MaskEmbeddings(embeds, features)
     full = FullMasks(emb.all_full())
+    import m2f_mm.models.decoders.mask_predictions as mod
+    for impl in ('features', 'full'):  # the GPU's route and the CPU's
+        mod.mask_point_logits_impl = lambda device, i=impl: i
+        try:
+            _compare_point_logits(emb, full, points)
+        finally:
+            from m2f_mm.ops import mask_point_logits_impl
+            mod.mask_point_logits_impl = mask_point_logits_impl
+    assert emb.finite().all() and emb.finite().shape == (3, 2)
+    embeds[1][1, 2, 3] = float('nan')
+    assert MaskEmbeddings(embeds, features).finite().tolist() == [
+        [True, True], [True, False], [True, True]]
+
+
+def _compare_point_logits(emb, full, points):
     for image in (0, 1):
         torch.testing.assert_close(emb.point_logits(range(0, 3), image, points),
                                    full.point_logits(range(0, 3), image, points),
@@ -45,10 +60,6 @@ def test_point_logits_equal_sampled_full_logits():
         torch.testing.assert_close(emb.point_logits(range(1, 3), image, points[1:]),
                                    full.point_logits(range(1, 3), image, points[1:]),
                                    atol=1e-5, rtol=1e-5)
-    assert emb.finite().all() and emb.finite().shape == (3, 2)
-    embeds[1][1, 2, 3] = float('nan')
-    assert MaskEmbeddings(embeds, features).finite().tolist() == [
-        [True, True], [True, False], [True, True]]
 
 
 def test_losses_and_gradients_equal_the_full_resolution_route():

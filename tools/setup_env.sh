@@ -33,7 +33,7 @@ if "$PY" -c 'import torch' 2>/dev/null; then
   say "torch $("$PY" -c 'import torch; print(torch.__version__)') present"
 else
   say "installing torch==$TORCH_VERSION"
-  quiet_pip "torch==$TORCH_VERSION" "numpy>=1.24,<2.3"
+  quiet_pip "torch==$TORCH_VERSION" "numpy==2.2.6"  # requirements/runtime.txt pins it too
 fi
 TORCH_TAG=$("$PY" -c 'import torch; print(torch.__version__)')
 

@@ -20,6 +20,7 @@ from typing import List, Sequence
 import torch
 from torch import Tensor
 
+from m2f_mm.ops import mask_point_logits_impl
 from ..utils.point_sample import point_sample
 
 
@@ -86,12 +87,17 @@ class MaskEmbeddings(FullMasks):
         return self.embeds.isfinite().flatten(2).all(2) & feats  # S×B
 
     def point_logits(self, sets: range, image: int, points: Tensor) -> Tensor:
+        embeds = self.embeds[sets.start:sets.stop, image]  # s×Q×C
+        if mask_point_logits_impl(self.device.type) == 'full':
+            full = torch.einsum('sqc,chw->sqhw', embeds, self.features[image])
+            return torch.cat([point_sample(full[k:k + 1], points[k:k + 1])
+                              for k in range(len(sets))])
         # the image's features at the points of all sets, in one sampling
         s, p = points.shape[:2]
         sampled = point_sample(self.features[image:image + 1],
                                points.reshape(1, s * p, 2))[0]  # C×sP
         sampled = sampled.view(-1, s, p).transpose(0, 1)  # s×C×P
-        return torch.bmm(self.embeds[sets.start:sets.stop, image], sampled)
+        return torch.bmm(embeds, sampled)
 
     def rows(self, index) -> Tensor:
         # the matched embeddings in the match order, each image's rows times
