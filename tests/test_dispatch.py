@@ -235,7 +235,9 @@ def test_deterministic_config_warns_instead_of_failing(restore_determinism, monk
     assert torch.is_deterministic_algorithms_warn_only_enabled()
 
 
-@pytest.mark.parametrize('device', ['cpu', 'cuda', 'mps'])
-def test_mask_point_logits_choice(device):
+@pytest.mark.parametrize('device,fast', list(itertools.product(
+    ['cpu', 'cuda', 'mps'], [True, False])))
+def test_mask_point_logits_choice(device, fast):
     from m2f_mm.ops import mask_point_logits_impl
-    assert mask_point_logits_impl(device) == ('full' if device == 'cpu' else 'features')
+    assert mask_point_logits_impl(device, fast) == (
+        'full' if device == 'cpu' and fast else 'features')

@@ -40,7 +40,7 @@ def test_point_logits_equal_sampled_full_logits():
     full = FullMasks(emb.all_full())
     import m2f_mm.models.decoders.mask_predictions as mod
     for impl in ('features', 'full'):  # the GPU's route and the CPU's
-        mod.mask_point_logits_impl = lambda device, i=impl: i
+        mod.mask_point_logits_impl = lambda device, fast, i=impl: i
         try:
             _compare_point_logits(emb, full, points)
         finally:

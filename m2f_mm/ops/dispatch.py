@@ -70,14 +70,14 @@ def resize_impl(device: str, deterministic: bool, needs_grad: bool) -> str:
     return 'interpolate'
 
 
-def mask_point_logits_impl(device: str) -> str:
+def mask_point_logits_impl(device: str, fast_paths: bool) -> str:
     """Mask logits of every query at sampled points, from mask embeddings
     and per-pixel features: ``'features'`` samples the features and
     multiplies (fewer products where the map has more pixels than there are
     points, and GPUs sample many channels fast); ``'full'`` makes the full
-    logits and samples them (on CPU, where ``grid_sample`` over hundreds of
-    channels is the slow part)."""
-    return 'full' if device == 'cpu' else 'features'
+    logits and samples them (a CPU fast path: there ``grid_sample`` over
+    hundreds of channels is the slow part)."""
+    return 'full' if device == 'cpu' and fast_paths else 'features'
 
 
 def attention_backends(device: str, deterministic: bool) -> Optional[List]:

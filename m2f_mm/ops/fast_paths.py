@@ -6,6 +6,9 @@ a test that the two agree:
 
 * :func:`~m2f_mm.ops.ms_deform_attn`: mmcv's CUDA kernel on GPU, a
   sparse-matrix form on CPU (reference: ``F.grid_sample`` per level);
+* mask logits at sampled points on CPU from the full logits
+  (:func:`~m2f_mm.ops.mask_point_logits_impl`; reference: the embeddings
+  times the sampled features, the CUDA route);
 * :func:`~m2f_mm.ops.chunks`: large point and cost computations in pieces
   (reference: one piece).
 

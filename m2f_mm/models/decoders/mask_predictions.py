@@ -20,7 +20,7 @@ from typing import List, Sequence
 import torch
 from torch import Tensor
 
-from m2f_mm.ops import mask_point_logits_impl
+from m2f_mm.ops import fast_paths_enabled, mask_point_logits_impl
 from ..utils.point_sample import point_sample
 
 
@@ -88,7 +88,7 @@ class MaskEmbeddings(FullMasks):
 
     def point_logits(self, sets: range, image: int, points: Tensor) -> Tensor:
         embeds = self.embeds[sets.start:sets.stop, image]  # s×Q×C
-        if mask_point_logits_impl(self.device.type) == 'full':
+        if mask_point_logits_impl(self.device.type, fast_paths_enabled()) == 'full':
             full = torch.einsum('sqc,chw->sqhw', embeds, self.features[image])
             return torch.cat([point_sample(full[k:k + 1], points[k:k + 1])
                               for k in range(len(sets))])
