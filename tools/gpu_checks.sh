@@ -11,14 +11,14 @@
 # timed), then the benchmark alone
 # on the idle GPU: R-50 COCO panoptic, 1024², train batch 2, inference
 # batch 1, ours vs MMDetection vs Hugging Face, in fp32, fp16 and bf16.
-# Environment: SUITE_JOBS (pytest-xdist workers for the suite, default 6;
-# 0 runs it without xdist), STEP_TIMEOUT (seconds per step, default 600),
+# Environment: SUITE_JOBS (pytest-xdist workers for the suite, default 0:
+# without xdist, which the suite has not been checked under), STEP_TIMEOUT (seconds per step, default 600),
 # SUITE_TIMEOUT (for the suite alone), BENCH_REPEATS (default 5).
 set -uo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 OUT=${1:-$REPO/work_dirs/gpu_checks}
 PY=${PYTHON:-python3}
-JOBS=${SUITE_JOBS:-6}
+JOBS=${SUITE_JOBS:-0}
 LIMIT=${STEP_TIMEOUT:-600}
 mkdir -p "$OUT"
 cd "$REPO"
