@@ -11,9 +11,10 @@
 # timed), then the benchmark alone
 # on the idle GPU: R-50 COCO panoptic, 1024², train batch 2, inference
 # batch 1, ours vs MMDetection vs Hugging Face, in fp32, fp16 and bf16.
-# Environment: SUITE_JOBS (pytest-xdist workers for the suite, default 0:
-# without xdist, which the suite has not been checked under), STEP_TIMEOUT (seconds per step, default 600),
-# SUITE_TIMEOUT (for the suite alone), BENCH_REPEATS (default 5).
+# Environment: SUITE_JOBS (pytest-xdist workers for the suite; default 0,
+# no xdist: the suite has not been checked under it), STEP_TIMEOUT (seconds
+# per step, default 600), SUITE_TIMEOUT (for the suite alone), BENCH_REPEATS
+# (default 5), BENCH_TF32 (set: also fp32 with TF32 on).
 set -uo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 OUT=${1:-$REPO/work_dirs/gpu_checks}
