@@ -29,3 +29,12 @@ def _fresh_visualizer():
         cls = classes.pop()
         cls._instance_dict.pop('visualizer', None)
         classes += cls.__subclasses__()
+
+
+@pytest.fixture
+def restore_tf32():
+    """Put PyTorch's TF32 flags back as they were after the test."""
+    import torch
+    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    yield
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved

@@ -21,13 +21,10 @@ PANOPTIC = os.path.join(REPO, 'configs/quickstart/mask2former_r18_toy-panoptic.p
 
 
 @pytest.fixture
-def no_tf32():
+def no_tf32(restore_tf32):
     """Full float32 products, so that CUDA and CPU compare to 1e-4."""
-    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
-    yield
-    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+    from m2f_mm.utils.tf32 import apply_tf32
+    apply_tf32(False)
 
 
 def _r50(seed=0):

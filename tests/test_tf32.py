@@ -12,12 +12,6 @@ sys.path.insert(0, os.path.join(REPO, 'tools'))
 CONFIG = os.path.join(REPO, 'configs/quickstart/mask2former_r18_toy-panoptic.py')
 
 
-@pytest.fixture
-def restore_tf32():
-    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
-    yield
-    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
-
 
 def test_apply_tf32(restore_tf32):
     torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = False, True
