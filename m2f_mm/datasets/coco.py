@@ -77,6 +77,9 @@ class _CheckedCocoMixin:
             return
         self._categories_checked = True
         cats = {c['id']: c for c in self.coco.dataset.get('categories', [])}
+        if self.metainfo.get('category_ids') is not None:
+            self._report(self._use_category_ids(cats))
+            return
         file_names = [cats[i]['name'] for i in self.cat_ids]
         classes = list(self.metainfo['classes'])
         missing = [c for c in classes if c not in file_names]
@@ -103,6 +106,36 @@ class _CheckedCocoMixin:
                     'or things not listed first in classes)',
                     field='categories', kind='class mismatch'))
         self._report(errors)
+
+    def _use_category_ids(self, cats: Dict) -> List[DataError]:
+        """Labels from the metainfo's ``category_ids`` (label i is category
+        ``category_ids[i]``) instead of the file's order: datasets whose
+        files interleave things and stuff get things-first labels
+        (:mod:`m2f_mm.datasets.categories`). Names are not compared: the
+        ids say which category is meant."""
+        ids = list(self.metainfo['category_ids'])
+        classes = list(self.metainfo['classes'])
+        if len(ids) != len(classes):
+            return [data_error(self.ann_file, f'the metainfo has {len(ids)} category_ids '
+                               f'for {len(classes)} classes', field='categories',
+                               kind='class mismatch')]
+        missing = [i for i in ids if i not in cats]
+        if missing:
+            return [data_error(self.ann_file, f'metainfo category_ids {missing} are not '
+                               f'among the file\'s categories {sorted(cats)}',
+                               field='categories', kind='class mismatch')]
+        things = self.metainfo.get('thing_classes')
+        if things is not None and all('isthing' in cats[i] for i in ids):
+            wrong = [cats[i]['name'] for k, i in enumerate(ids)
+                     if bool(cats[i]['isthing']) != (k < len(things))]
+            if wrong:
+                return [data_error(self.ann_file, f'categories {wrong} disagree with the '
+                                   f'metainfo: its first {len(things)} category_ids are '
+                                   'the things (isthing in the file)',
+                                   field='categories', kind='class mismatch')]
+        self.cat_ids = ids
+        self.cat2label = {cat_id: label for label, cat_id in enumerate(ids)}
+        return []
 
     def _annotation_index(self, key: str) -> Dict:
         """``annotations[j][key] -> j`` over the annotation file."""

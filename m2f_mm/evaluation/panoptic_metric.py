@@ -1,9 +1,30 @@
-"""MMDetection's CocoPanopticMetric, with per-class PQ in its results."""
-from typing import Dict
+"""MMDetection's CocoPanopticMetric, with per-class PQ in its results and
+labels mapped to category ids through the metainfo's ``category_ids``."""
+from typing import Dict, Optional, Sequence
 
 from mmdet.evaluation.metrics import CocoPanopticMetric as _MMDetCocoPanopticMetric
 
 from m2f_mm.registry import METRICS
+
+
+def use_label_order(api, category_ids: Sequence[int], where: str) -> None:
+    """Make ``api.get_cat_ids(cat_names=...)`` answer ``category_ids``
+    (label i -> category ``category_ids[i]``). MMDet's metric asks it by the
+    metainfo's names and gets the file's order; datasets whose files
+    interleave things and stuff are labelled things first
+    (:mod:`m2f_mm.datasets.categories`), so the order must come from the
+    metainfo."""
+    missing = [i for i in category_ids if i not in api.cats]
+    if missing:
+        raise ValueError(f'{where}: metainfo category_ids {missing} are not among '
+                         'the annotation file\'s categories')
+    by_names = api.get_cat_ids
+
+    def get_cat_ids(cat_names=[], sup_names=[], cat_ids=[]):  # noqa: B006 (MMDet's signature)
+        if cat_names:
+            return list(category_ids)
+        return by_names(cat_names=cat_names, sup_names=sup_names, cat_ids=cat_ids)
+    api.get_cat_ids = get_cat_ids
 
 
 @METRICS.register_module()
@@ -12,9 +33,35 @@ class CocoPanopticMetric(_MMDetCocoPanopticMetric):
     hold ``PQ_<class>``, ``SQ_<class>``, ``RQ_<class>`` (percent) of every
     class, where MMDetection only prints them. Arguments as MMDetection's.
 
+    When the dataset's metainfo has ``category_ids``, label i is category
+    ``category_ids[i]`` (not the i-th of the file's categories). A sample
+    that records its ``seg_map_path`` is matched to that ground-truth PNG
+    (Cityscapes names it unlike its image).
+
     Per-class values come from the per-batch PQ statistics, so they need the
     default mode (no ``outfile_prefix``); with one, only the table is printed.
     """
+
+    @property
+    def dataset_meta(self) -> Optional[dict]:
+        return self._dataset_meta
+
+    @dataset_meta.setter
+    def dataset_meta(self, dataset_meta: dict) -> None:
+        self._dataset_meta = dataset_meta
+        ids = (dataset_meta or {}).get('category_ids')
+        if ids is not None and getattr(self, '_coco_api', None) is not None:
+            use_label_order(self._coco_api, ids, 'CocoPanopticMetric ann_file')
+
+    def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
+        # MMDet names the ground-truth PNG after the image (.jpg -> .png)
+        renamed = []
+        for sample in data_samples:
+            seg = sample.get('seg_map_path')
+            if seg:
+                sample = dict(sample, img_path=seg.rsplit('.', 1)[0] + '.png')
+            renamed.append(sample)
+        super().process(data_batch, renamed)
 
     def compute_metrics(self, results: list) -> Dict[str, float]:
         metrics = super().compute_metrics(results)

@@ -1,0 +1,33 @@
+# The paper's Cityscapes / ADE20K / Mapillary schedule for MMDetection hosts
+# (panoptic and instance): AdamW 1e-4, weight decay 0.05, backbone lr x0.1, no
+# decay on embeddings and norms, clipping at 0.01 (L2 of the whole model), poly
+# lr (power 0.9), batch 16. Top-level configs set max_iters (90k Cityscapes,
+# 160k ADE20K, 300k Mapillary) in param_scheduler and train_cfg.
+max_iters = 90000
+interval = 5000
+
+embed_multi = dict(lr_mult=1.0, decay_mult=0.0)
+optim_wrapper = dict(
+    type='OptimWrapper',
+    optimizer=dict(
+        type='AdamW', lr=0.0001, weight_decay=0.05, eps=1e-8,
+        betas=(0.9, 0.999)),
+    paramwise_cfg=dict(
+        custom_keys={
+            'backbone': dict(lr_mult=0.1, decay_mult=1.0),
+            'query_embed': embed_multi,
+            'query_feat': embed_multi,
+            'level_embed': embed_multi,
+        },
+        norm_decay_mult=0.0),
+    clip_grad=dict(max_norm=0.01, norm_type=2))
+
+param_scheduler = dict(type='PolyLR', eta_min=0, power=0.9, begin=0,
+                       end=max_iters, by_epoch=False)
+
+train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters,
+                 val_interval=interval)
+val_cfg = dict(type='ValLoop')
+test_cfg = dict(type='TestLoop')
+
+auto_scale_lr = dict(enable=False, base_batch_size=16)

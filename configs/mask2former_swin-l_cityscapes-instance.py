@@ -1,0 +1,9 @@
+# Mask2Former Swin-L (ImageNet-22k, 384), Cityscapes instance (8 things), 90k iterations, 512x1024 crops, 200 queries
+# (paper: 43.7 AP).
+_base_ = ['./mask2former_r50_cityscapes-instance.py', './_base_/swin.py']
+model = dict(backbone={{_base_.swin_l_backbone}},
+             panoptic_head=dict(num_queries=200, in_channels=[192, 384, 768, 1536]))
+optim_wrapper = dict(paramwise_cfg=dict(
+    custom_keys={{_base_.swin_custom_keys}}, norm_decay_mult=0.0))
+train_dataloader = dict(batch_size=1, num_workers=1)  # 16 GPUs x 1 image
+
