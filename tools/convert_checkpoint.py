@@ -12,8 +12,12 @@ or a detectron2 ``.pth``). hf: a ``save_pretrained`` folder of
 ``pytorch_model.bin``). For both, ``--config-out`` writes a config that
 builds the checkpoint's architecture (classes, queries, backbone widths,
 window size) on the dataset's config; ``--dataset`` picks that dataset when
-the class count does not (coco-panoptic, coco-instance, ade20k-semantic,
-cityscapes-semantic) and ``--num-things`` splits a panoptic model's classes.
+the class count does not (COCO, ADE20K, Cityscapes, Mapillary Vistas: panoptic,
+instance, semantic) and ``--num-things`` splits a panoptic model's classes.
+Cityscapes, ADE20K and Mapillary panoptic models number things and stuff as
+the dataset does; their classifier rows are moved things first and the config's
+metainfo maps each label to its dataset category id (``--thing-ids`` does the
+same for another dataset).
 
 mmdet/mmseg: SRC is a ``.pth`` holding ``state_dict`` (as MMDet/MMSeg save them) or a bare
 state dict. ``--head-prefix decode_head.`` moves an MMDet model's head into
@@ -48,14 +52,29 @@ def convert_file(source: str, src: str, dst: str, head_prefix: str = None) -> in
 
 
 def convert_external(source: str, src: str, dst: str, config_out: str = None,
-                     dataset: str = None, num_things: int = None) -> dict:
+                     dataset: str = None, num_things: int = None,
+                     thing_ids: list = None) -> dict:
     """d2 / hf checkpoints; see :mod:`m2f_mm.converters`."""
     if source == 'd2':
         from m2f_mm.converters.d2 import convert_d2_checkpoint as convert
     else:
         from m2f_mm.converters.hf import convert_hf_checkpoint as convert
     return convert(src, dst, config_out=config_out, dataset=dataset,
-                   num_things=num_things)
+                   num_things=num_things, thing_ids=thing_ids)
+
+
+# the converter's datasets (m2f_mm/converters/arch.py DATASETS), listed
+# here so that --help needs no import of torch-heavy modules
+DATASET_NAMES = ('coco-panoptic', 'coco-instance', 'ade20k-semantic', 'ade20k-panoptic',
+                 'ade20k-instance', 'cityscapes-semantic', 'cityscapes-panoptic',
+                 'cityscapes-instance', 'mapillary-semantic', 'mapillary-panoptic')
+
+
+def _int_list(text: str) -> list:
+    try:
+        return [int(v) for v in text.split(',') if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'{text!r}: expected indices like 11,12,13')
 
 
 def main(argv=None):
@@ -69,23 +88,29 @@ def main(argv=None):
                         'MMSeg EncoderDecoder, panoptic_head. for MMDet)')
     parser.add_argument('--config-out', help='d2/hf: write a config for the '
                         'converted model here')
-    parser.add_argument('--dataset', help='d2/hf: coco-panoptic, coco-instance, '
-                        'ade20k-semantic or cityscapes-semantic (default: from '
-                        'the class count)')
+    parser.add_argument('--dataset', help='d2/hf: one of ' + ', '.join(DATASET_NAMES)
+                        + ' (default: from the class count; 150, 19 and 65 '
+                        'classes default to the semantic dataset)')
     parser.add_argument('--num-things', type=int,
                         help='d2/hf panoptic: how many of the classes (the first '
                         'ones) are things')
+    parser.add_argument('--thing-ids', type=_int_list,
+                        help='d2/hf panoptic: the source\'s thing classes by index '
+                        '(e.g. 11,12,13), where things and stuff interleave; '
+                        'they are moved first (not needed for the datasets above)')
     parser.add_argument('--debug', action='store_true',
                         help='full tracebacks instead of one-line errors (also '
                         'M2F_MM_DEBUG=1)')
     args = parser.parse_args(argv)
     external = args.source in ('d2', 'hf')
-    if not external and (args.config_out or args.dataset or args.num_things is not None):
-        parser.error('--config-out, --dataset and --num-things are for d2 and hf')
+    if not external and (args.config_out or args.dataset or args.num_things is not None
+                         or args.thing_ids is not None):
+        parser.error('--config-out, --dataset, --num-things and --thing-ids are for '
+                     'd2 and hf')
     try:
         if external:
             summary = convert_external(args.source, args.src, args.dst, args.config_out,
-                                       args.dataset, args.num_things)
+                                       args.dataset, args.num_things, args.thing_ids)
             n = summary['num_keys']
         else:
             n = convert_file(args.source, args.src, args.dst, args.head_prefix)

@@ -13,7 +13,9 @@ from typing import Dict, List, Optional, Sequence
 
 from .loading import ConversionError
 
-# dataset -> (our config it starts from, task, classes, things)
+# dataset -> our config it starts from, task, classes, things; 'interleaved':
+# the original numbers its classes as the dataset does, things not first
+# (m2f_mm/datasets/categories.py); the converter puts the things first
 DATASETS: Dict[str, dict] = {
     'coco-panoptic': dict(base='mask2former_r50_coco-panoptic.py', task='panoptic',
                           classes=133, things=80),
@@ -23,10 +25,25 @@ DATASETS: Dict[str, dict] = {
                             classes=150, things=0),
     'cityscapes-semantic': dict(base='mask2former_r50_cityscapes-semantic.py',
                                 task='semantic', classes=19, things=0),
+    'cityscapes-panoptic': dict(base='mask2former_r50_cityscapes-panoptic.py',
+                                task='panoptic', classes=19, things=8, interleaved=True),
+    'cityscapes-instance': dict(base='mask2former_r50_cityscapes-instance.py',
+                                task='instance', classes=8, things=8),
+    'ade20k-panoptic': dict(base='mask2former_r50_ade20k-panoptic.py', task='panoptic',
+                            classes=150, things=100, interleaved=True),
+    'ade20k-instance': dict(base='mask2former_r50_ade20k-instance.py', task='instance',
+                            classes=100, things=100),
+    'mapillary-panoptic': dict(base='mask2former_r50_mapillary-panoptic.py',
+                               task='panoptic', classes=65, things=37, interleaved=True),
+    'mapillary-semantic': dict(base='mask2former_r50_mapillary-semantic.py',
+                               task='semantic', classes=65, things=0),
 }
-# the official checkpoints' class counts name their dataset
+# the official checkpoints' class counts name their dataset; where a semantic
+# and a panoptic model share a count (150, 19, 65) the semantic one is the
+# default and --dataset names the other
 _BY_CLASSES = {133: 'coco-panoptic', 80: 'coco-instance', 150: 'ade20k-semantic',
-               19: 'cityscapes-semantic'}
+               19: 'cityscapes-semantic', 8: 'cityscapes-instance',
+               100: 'ade20k-instance', 65: 'mapillary-semantic'}
 
 
 @dataclass
@@ -150,7 +167,7 @@ def build_config(arch: Arch, dataset: str, num_things: Optional[int] = None,
     if arch.num_classes == spec['classes']:
         # the dataset's own classes: its metainfo names them for evaluation;
         # the checkpoint's names (HF id2label), when given, are recorded
-        cfg.dataset_class_names = list(dataset_classes(dataset))
+        cfg.dataset_class_names = list(dataset_classes(dataset, cfg))
         names = names or cfg.dataset_class_names
     else:
         # not the dataset's classes: name them in the datasets' metainfo
@@ -167,8 +184,13 @@ def build_config(arch: Arch, dataset: str, num_things: Optional[int] = None,
     return cfg
 
 
-def dataset_classes(dataset: str) -> Sequence[str]:
-    """The class names MMDet's / MMSeg's dataset class declares."""
+def dataset_classes(dataset: str, cfg=None) -> Sequence[str]:
+    """The class names of ``dataset``: its config's metainfo (things first
+    where the dataset interleaves them), else MMDet's / MMSeg's dataset
+    class's."""
+    meta = cfg.train_dataloader.dataset.get('metainfo') if cfg is not None else None
+    if meta and meta.get('classes'):
+        return meta['classes']
     if dataset.startswith('coco'):
         from mmdet.datasets import CocoDataset, CocoPanopticDataset
         cls = CocoPanopticDataset if dataset == 'coco-panoptic' else CocoDataset
@@ -201,20 +223,52 @@ def model_state_shapes(cfg) -> Dict[str, tuple]:
 
 def finish_conversion(state, arch: Arch, *, source: str, src: str, dst: str,
                       config_out: Optional[str], dataset: Optional[str],
-                      num_things: Optional[int]) -> dict:
-    """Check ``state`` (already in our layout, head under the dataset's
-    prefix) against the model the config builds, then write the checkpoint
-    and the config, each atomically. Returns a summary."""
+                      num_things: Optional[int],
+                      thing_ids: Optional[Sequence[int]] = None) -> dict:
+    """Put the things first where the source interleaves them
+    (:func:`class_order`), check ``state`` (already in our layout, head
+    under the dataset's prefix) against the model the config builds, then
+    write the checkpoint and the config, each atomically. Returns a summary
+    (``class_order``: for each label of ours, the source's class index)."""
+    from .class_order import reorder_classes, reorder_list
     from .common import check_against, save_atomic, write_text_atomic
+    order = class_order(arch, dataset, thing_ids, src)
+    if order is not None:
+        reorder_classes(state, order, head_prefix(dataset), src)
+        arch.class_weight = reorder_list(arch.class_weight, order)
+        arch.class_names = reorder_list(arch.class_names, order)
+        if thing_ids is not None:
+            num_things = len(set(thing_ids))
     cfg = build_config(arch, dataset, num_things, src)
+    if order is not None:
+        cfg.class_order = list(order)
     check_against(state, model_state_shapes(cfg), src)
     save_atomic(dict(state_dict=state,
                      meta=dict(converted_from=source, source_file=os.path.basename(src),
-                               dataset=dataset, class_names=cfg.class_names)), dst)
+                               dataset=dataset, class_names=cfg.class_names,
+                               class_order=order)), dst)
     if config_out:
         write_text_atomic(config_text(cfg, [
             f'Written by tools/convert_checkpoint.py {source} from {os.path.basename(src)}',
             f'for {dst} (dataset {dataset}); the model section is the checkpoint\'s',
             'architecture, the rest is configs/' + DATASETS[dataset]['base'] + '.']),
             config_out)
-    return dict(num_keys=len(state), dataset=dataset, config=cfg)
+    return dict(num_keys=len(state), dataset=dataset, config=cfg, class_order=order)
+
+
+def class_order(arch: Arch, dataset: str, thing_ids: Optional[Sequence[int]],
+                where: str) -> Optional[List[int]]:
+    """Our label -> the source's class index, or None to keep the order:
+    ``thing_ids`` (the source's thing indices) put those first; a dataset
+    whose classes interleave things and stuff puts its things first."""
+    from m2f_mm.datasets.categories import INTERLEAVED, things_first_order
+    from .class_order import order_from_thing_ids
+    spec = DATASETS[dataset]
+    if thing_ids is not None:
+        if spec['task'] != 'panoptic':
+            raise ConversionError(f'{where}: --thing-ids is for panoptic datasets, '
+                                  f'not {dataset}')
+        return order_from_thing_ids(thing_ids, arch.num_classes, where)
+    if spec.get('interleaved') and arch.num_classes == spec['classes']:
+        return things_first_order(INTERLEAVED[dataset])
+    return None

@@ -233,12 +233,12 @@ def _stat(state: Dict[str, Tensor], key: str, default: List[float]) -> List[floa
 
 def convert_d2_checkpoint(src: str, dst: str, config_out: Optional[str] = None,
                           dataset: Optional[str] = None,
-                          num_things: Optional[int] = None) -> dict:
+                          num_things: Optional[int] = None,
+                          thing_ids: Optional[List[int]] = None) -> dict:
     """``model_final.pkl`` (or a detectron2 ``.pth``) → our checkpoint at
     ``dst`` and, with ``config_out``, a config that builds its model.
 
-    ``dataset`` (``coco-panoptic``, ``coco-instance``, ``ade20k-semantic``,
-    ``cityscapes-semantic``) picks the config to start from; by default the
+    ``dataset`` (a key of :data:`m2f_mm.converters.arch.DATASETS`) picks the config to start from; by default the
     class count names it. ``num_things`` splits a panoptic model's classes
     when they are not the dataset's. Raises :class:`ConversionError` (one
     line) for a key left unconverted or a shape our model does not have.
@@ -249,4 +249,4 @@ def convert_d2_checkpoint(src: str, dst: str, config_out: Optional[str] = None,
     out = convert_d2_state_dict(state, src, head_prefix(dataset))
     return finish_conversion(out, arch, source='d2', src=src, dst=dst,
                              config_out=config_out, dataset=dataset,
-                             num_things=num_things)
+                             num_things=num_things, thing_ids=thing_ids)

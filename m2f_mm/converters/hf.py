@@ -155,7 +155,8 @@ def convert_hf_state_dict(state: Dict[str, Tensor], where: str = 'checkpoint',
 
 def convert_hf_checkpoint(src: str, dst: str, config_out: Optional[str] = None,
                           dataset: Optional[str] = None,
-                          num_things: Optional[int] = None) -> dict:
+                          num_things: Optional[int] = None,
+                          thing_ids: Optional[List[int]] = None) -> dict:
     """A ``save_pretrained`` folder → our checkpoint at ``dst`` and, with
     ``config_out``, a config that builds its model (class names from
     ``id2label``). ``dataset`` / ``num_things`` as for
@@ -166,4 +167,4 @@ def convert_hf_checkpoint(src: str, dst: str, config_out: Optional[str] = None,
     out = convert_hf_state_dict(state, src, head_prefix(dataset))
     return finish_conversion(out, arch, source='hf', src=src, dst=dst,
                              config_out=config_out, dataset=dataset,
-                             num_things=num_things)
+                             num_things=num_things, thing_ids=thing_ids)
