@@ -38,7 +38,8 @@ def data_error(file, problem: str, image=None, field: Optional[str] = None,
     """
     if isinstance(image, str) and image == str(file):
         image = None  # the file is the image
-    where = [f'image id {image}' if isinstance(image, int) else
+    where = [f'image id {image}' if isinstance(image, int) or (
+        isinstance(image, str) and '/' not in image and '.' not in image) else
              f'image {image}' if image is not None else None, field]
     where = ', '.join(w for w in where if w)
     return DataError(f'{file}: {where}: {problem}' if where else f'{file}: {problem}',
@@ -47,8 +48,10 @@ def data_error(file, problem: str, image=None, field: Optional[str] = None,
 
 def image_of(results: dict):
     """How errors name the image of a sample: its id, else its path."""
-    if results.get('img_id') is not None:
-        return int(results['img_id'])
+    img_id = results.get('img_id')
+    if img_id is not None:
+        # Cityscapes' panoptic files use string ids ('aachen_000000_000019')
+        return int(img_id) if str(img_id).lstrip('-').isdigit() else str(img_id)
     return results.get('img_path')
 
 

@@ -1,0 +1,100 @@
+"""The Cityscapes / ADE20K / Mapillary Vistas configs: their metainfo is the
+category tables' things-first order, and each R-50 config runs one training
+and one test iteration (the head shrunk, images 64x96, crops 64x64) on data
+in its own layout (tests/zoo_data.py), evaluating with its own metrics. The
+R-101 and Swin configs differ from these in the backbone only; they are
+built by tests/test_datasets.py."""
+import os
+import re
+
+import pytest
+from mmengine.config import Config
+
+import zoo_data
+from m2f_mm.datasets.categories import INTERLEAVED, things_first_metainfo
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.mark.parametrize('name', sorted(INTERLEAVED))
+def test_config_metainfo_is_the_tables_things_first(name):
+    base = name.replace('-', '_').replace('mapillary_', 'mapillary_')
+    cfg = Config.fromfile(os.path.join(REPO, 'configs/_base_/datasets', base + '.py'))
+    meta = dict(cfg.metainfo)
+    assert {k: tuple(v) for k, v in meta.items()} == things_first_metainfo(INTERLEAVED[name])
+
+
+def _write(kind, root):
+    for split in ('train', 'val'):
+        if kind.endswith('panoptic'):
+            zoo_data.write_panoptic(root, kind.split('-')[0], split)
+        elif kind.endswith('instance'):
+            zoo_data.write_instance(root, kind.split('-')[0], split)
+        else:
+            zoo_data.write_mapillary_semantic(root, split)
+
+
+def _shrink(cfg, root, work_dir):
+    """Small head, tiny crops, one iteration, the data under ``root``."""
+    cfg.work_dir = str(work_dir)
+    model = cfg.model
+    model.backbone.init_cfg = None
+    semantic = 'decode_head' in model
+    head = model.decode_head if semantic else model.panoptic_head
+    head.update(feat_channels=32, mask_channels=32, num_queries=8)
+    head.pixel_decoder.update(num_layers=1, num_heads=4, ffn_dims=64,
+                              norm_cfg=dict(type='GN', num_groups=8))
+    head.transformer_decoder.update(num_layers=2, num_heads=4, ffn_dims=64)
+    (head if semantic else model).train_cfg.num_points = 256
+    if semantic:
+        model.data_preprocessor.size = (64, 64)
+    else:
+        model.data_preprocessor.batch_augments[0].size = (64, 64)
+    old_root = cfg.train_dataloader.dataset.data_root
+
+    def small(pipeline):
+        for t in pipeline:
+            if t['type'] == 'RandomChoiceResize':
+                t['scales'] = [64] if semantic else [(192, 64)]
+            elif t['type'] == 'RandomCrop':
+                t['crop_size'] = (64, 64)
+            elif t['type'] == 'Resize':
+                t['scale'] = (96, 64) if semantic else (192, 64)
+    for loader in ('train_dataloader', 'test_dataloader'):
+        dl = cfg[loader]
+        dl.update(batch_size=2, num_workers=0, persistent_workers=False)
+        dl.dataset.data_root = str(root) + '/'
+        small(dl.dataset.pipeline)
+    cfg.train_cfg.update(max_iters=1, val_interval=100)
+    cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
+    cfg.param_scheduler = None
+    cfg.default_hooks.checkpoint = None
+    evaluators = cfg.test_evaluator
+    for ev in evaluators if isinstance(evaluators, list) else [evaluators]:
+        for key in ('ann_file', 'seg_prefix'):
+            if key in ev:
+                ev[key] = re.sub('^' + re.escape(old_root), str(root) + '/', ev[key])
+    return cfg
+
+
+CONFIGS = ['cityscapes-panoptic', 'cityscapes-instance', 'ade20k-panoptic',
+           'ade20k-instance', 'mapillary-panoptic', 'mapillary-semantic']
+
+
+@pytest.mark.parametrize('kind', CONFIGS)
+def test_r50_config_trains_and_tests_one_iteration(kind, tmp_path):
+    from m2f_mm.utils.runner import build_runner
+    root = tmp_path / 'data'
+    _write(kind, str(root))
+    cfg = Config.fromfile(os.path.join(REPO, f'configs/mask2former_r50_{kind}.py'))
+    cfg = _shrink(cfg, root, tmp_path / 'work')
+    runner = build_runner(cfg)
+    runner.train()
+    metrics = runner.test()
+    if kind.endswith('panoptic'):
+        # the split of PQ follows the file's isthing, through category_ids
+        assert 'coco_panoptic/PQ_th' in metrics and 'coco_panoptic/PQ_st' in metrics
+    elif kind.endswith('instance'):
+        assert 'coco/segm_mAP' in metrics
+    else:
+        assert 'mIoU' in metrics
