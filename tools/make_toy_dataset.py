@@ -22,7 +22,7 @@ Layout written under ``out_dir`` (COCO-like)::
 Usage::
 
     python tools/make_toy_dataset.py [--out data/toy] [--num-train 48]
-        [--num-val 16] [--size 128] [--seed 0] [--force]
+        [--num-val 16] [--size 128] [--seed 0] [--interleaved] [--force]
 """
 import argparse
 import importlib.util
@@ -226,8 +226,14 @@ def _save_png(arr: np.ndarray, path: str) -> None:
 
 
 def _write_split(root: str, split: int, name: str, num: int, size: int,
-                 seed: int, max_things: int) -> None:
-    """Render ``num`` images of one split and write all of their files."""
+                 seed: int, max_things: int, interleaved: bool = False) -> None:
+    """Render ``num`` images of one split and write all of their files;
+    ``interleaved``: category ids of ``TOY_INTERLEAVED_IDS`` (the images and
+    the semantic maps are the same)."""
+    ids = _TOY.TOY_INTERLEAVED_IDS if interleaved else tuple(
+        range(1, NUM_THINGS + NUM_STUFF + 1))
+    categories = _TOY.TOY_INTERLEAVED_CATEGORIES if interleaved else CATEGORIES
+    thing_ids = set(ids[:NUM_THINGS])
     for sub in (name, f'semantic/{name}', f'annotations/panoptic_{name}'):
         os.makedirs(osp.join(root, sub), exist_ok=True)
     images, pan_anns, inst_anns = [], [], []
@@ -246,12 +252,12 @@ def _write_split(root: str, split: int, name: str, num: int, size: int,
         for k in range(NUM_STUFF):
             m = (stuff == k) & (inst < 0)
             if m.any():
-                cat_id = NUM_THINGS + k + 1
+                cat_id = ids[NUM_THINGS + k]
                 segments.append((cat_id * 1000, cat_id, m))
         counts = [0] * NUM_THINGS
         for i, cls in enumerate(classes):
             counts[cls] += 1
-            segments.append(((cls + 1) * 1000 + counts[cls], cls + 1,
+            segments.append((ids[cls] * 1000 + counts[cls], ids[cls],
                              inst == i))
         seg_infos = []
         for seg_id, cat_id, m in segments:
@@ -259,7 +265,7 @@ def _write_split(root: str, split: int, name: str, num: int, size: int,
             area, bbox = int(m.sum()), _bbox(m)
             seg_infos.append(dict(id=seg_id, category_id=cat_id, iscrowd=0,
                                   bbox=bbox, area=area))
-            if cat_id <= NUM_THINGS:
+            if cat_id in thing_ids:
                 rle = mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))
                 rle['counts'] = rle['counts'].decode('ascii')
                 inst_anns.append(dict(id=len(inst_anns) + 1, image_id=img_id,
@@ -275,10 +281,10 @@ def _write_split(root: str, split: int, name: str, num: int, size: int,
     info = dict(description=f'm2f_mm toy shapes ({name})',
                 version=str(GENERATOR_VERSION))
     panoptic = dict(info=info, licenses=[], images=images,
-                    annotations=pan_anns, categories=CATEGORIES)
+                    annotations=pan_anns, categories=categories)
     instances = dict(info=info, licenses=[], images=images,
                      annotations=inst_anns,
-                     categories=[c for c in CATEGORIES if c['isthing']])
+                     categories=[c for c in categories if c['isthing']])
     for fname, data in ((f'panoptic_{name}.json', panoptic),
                         (f'instances_{name}.json', instances)):
         with open(osp.join(root, 'annotations', fname), 'w') as f:
@@ -289,24 +295,27 @@ def _write_split(root: str, split: int, name: str, num: int, size: int,
 # entry points
 # --------------------------------------------------------------------------
 def _stamp(num_train: int, num_val: int, size: int, seed: int,
-           max_things: int) -> Dict:
+           max_things: int, interleaved: bool = False) -> Dict:
+    args = dict(num_train=num_train, num_val=num_val, size=size, seed=seed,
+                max_things=max_things)
+    if interleaved:  # absent otherwise: stamps of earlier datasets still match
+        args['interleaved'] = True
     return dict(generator='m2f_mm toy shapes', version=GENERATOR_VERSION,
-                args=dict(num_train=num_train, num_val=num_val, size=size,
-                          seed=seed, max_things=max_things),
-                classes=list(_TOY.TOY_CLASSES))
+                args=args, classes=list(_TOY.TOY_CLASSES))
 
 
 def toy_dataset_is_current(out_dir: str = 'data/toy',
                            num_train: int = NUM_TRAIN, num_val: int = NUM_VAL,
                            size: int = SIZE, seed: int = 0,
-                           max_things: int = MAX_THINGS) -> bool:
+                           max_things: int = MAX_THINGS,
+                           interleaved: bool = False) -> bool:
     """Whether ``out_dir`` holds a complete dataset made with these args."""
     try:
         with open(osp.join(out_dir, 'meta.json')) as f:
             meta = json.load(f)
     except (OSError, ValueError):
         return False
-    if meta != _stamp(num_train, num_val, size, seed, max_things):
+    if meta != _stamp(num_train, num_val, size, seed, max_things, interleaved):
         return False
     return all(
         len(os.listdir(osp.join(out_dir, name))) == num
@@ -315,7 +324,8 @@ def toy_dataset_is_current(out_dir: str = 'data/toy',
 
 def make_toy_dataset(out_dir: str = 'data/toy', num_train: int = NUM_TRAIN,
                      num_val: int = NUM_VAL, size: int = SIZE, seed: int = 0,
-                     max_things: int = MAX_THINGS, force: bool = False) -> str:
+                     max_things: int = MAX_THINGS, force: bool = False,
+                     interleaved: bool = False) -> str:
     """Generate the toy dataset under ``out_dir`` (atomically) and return it.
 
     A no-op when ``out_dir`` already holds a dataset made with the same
@@ -329,6 +339,8 @@ def make_toy_dataset(out_dir: str = 'data/toy', num_train: int = NUM_TRAIN,
         seed: seed; equal arguments give byte-identical files.
         max_things: most things per image (each image draws 1 to this).
         force: regenerate even if up to date.
+        interleaved: category ids with stuff between things
+            (``TOY_INTERLEAVED_IDS``), labels still things first.
     Returns:
         ``out_dir``.
     """
@@ -337,7 +349,7 @@ def make_toy_dataset(out_dir: str = 'data/toy', num_train: int = NUM_TRAIN,
     if max_things < 1:
         raise ValueError(f'max_things must be >= 1, got {max_things}')
     if not force and toy_dataset_is_current(out_dir, num_train, num_val,
-                                            size, seed, max_things):
+                                            size, seed, max_things, interleaved):
         return out_dir
     if (osp.exists(out_dir) and os.listdir(out_dir) and not force
             and not osp.isfile(osp.join(out_dir, 'meta.json'))):
@@ -349,11 +361,11 @@ def make_toy_dataset(out_dir: str = 'data/toy', num_train: int = NUM_TRAIN,
     tmp = tempfile.mkdtemp(prefix=f'.{base}.tmp-', dir=parent)
     old = None
     try:
-        _write_split(tmp, 0, 'train', num_train, size, seed, max_things)
-        _write_split(tmp, 1, 'val', num_val, size, seed, max_things)
+        _write_split(tmp, 0, 'train', num_train, size, seed, max_things, interleaved)
+        _write_split(tmp, 1, 'val', num_val, size, seed, max_things, interleaved)
         with open(osp.join(tmp, 'meta.json'), 'w') as f:
-            json.dump(_stamp(num_train, num_val, size, seed, max_things), f,
-                      indent=1)
+            json.dump(_stamp(num_train, num_val, size, seed, max_things, interleaved),
+                      f, indent=1)
         os.chmod(tmp, 0o755)  # mkdtemp makes it 0700
         if osp.exists(out_dir):  # move the old one aside, then swap in
             old = tempfile.mkdtemp(prefix=f'.{base}.old-', dir=parent)
@@ -379,11 +391,14 @@ def main(argv=None) -> None:
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--max-things', type=int, default=MAX_THINGS,
                         help='most things per image')
+    parser.add_argument('--interleaved', action='store_true',
+                        help='category ids with stuff between things (sky 1, '
+                        'circle 2, ...), as Cityscapes/ADE20K/Mapillary number them')
     parser.add_argument('--force', action='store_true',
                         help='regenerate even if the dataset is up to date')
     a = parser.parse_args(argv)
     args = dict(num_train=a.num_train, num_val=a.num_val, size=a.size,
-                seed=a.seed, max_things=a.max_things)
+                seed=a.seed, max_things=a.max_things, interleaved=a.interleaved)
     current = not a.force and toy_dataset_is_current(a.out, **args)
     make_toy_dataset(a.out, force=a.force, **args)
     what = f'{a.num_train} train + {a.num_val} val {a.size}x{a.size} ' \

@@ -41,12 +41,26 @@ TOY_CATEGORIES = [
     for i, name in enumerate(TOY_CLASSES)
 ]
 
+#: The interleaved variant (``make_toy_dataset.py --interleaved``): the same
+#: classes with category ids that put stuff between things, in id order in
+#: the files (sky 1, circle 2, grass 3, square 4, water 5, triangle 6), as
+#: Cityscapes / ADE20K / Mapillary number theirs. Labels stay things first.
+TOY_INTERLEAVED_IDS = (2, 4, 6, 1, 3, 5)  # per class of ``TOY_CLASSES``
+TOY_INTERLEAVED_CATEGORIES = sorted(
+    (dict(c, id=TOY_INTERLEAVED_IDS[i]) for i, c in enumerate(TOY_CATEGORIES)),
+    key=lambda c: c['id'])
+
 #: For ``CocoPanopticDataset`` (``classes`` = things + stuff).
 TOY_PANOPTIC_METAINFO = dict(
     classes=TOY_CLASSES,
     thing_classes=TOY_THING_CLASSES,
     stuff_classes=TOY_STUFF_CLASSES,
     palette=TOY_PALETTE)
+
+#: For ``m2f_mm.CocoPanopticDataset`` on the interleaved variant: labels
+#: things first, each mapped to its category id.
+TOY_INTERLEAVED_PANOPTIC_METAINFO = dict(TOY_PANOPTIC_METAINFO,
+                                         category_ids=TOY_INTERLEAVED_IDS)
 
 #: For ``CocoDataset`` on ``annotations/instances_*.json`` (things only).
 TOY_INSTANCE_METAINFO = dict(
@@ -59,5 +73,6 @@ TOY_SEMSEG_METAINFO = dict(classes=TOY_CLASSES, palette=TOY_PALETTE)
 __all__ = [
     'TOY_THING_CLASSES', 'TOY_STUFF_CLASSES', 'TOY_CLASSES', 'TOY_PALETTE',
     'TOY_CATEGORIES', 'TOY_PANOPTIC_METAINFO', 'TOY_INSTANCE_METAINFO',
-    'TOY_SEMSEG_METAINFO'
+    'TOY_SEMSEG_METAINFO', 'TOY_INTERLEAVED_IDS', 'TOY_INTERLEAVED_CATEGORIES',
+    'TOY_INTERLEAVED_PANOPTIC_METAINFO'
 ]
