@@ -266,13 +266,16 @@ def test_unknown_class_count_needs_a_dataset(tmp_path):
 
 def test_metafile_maps_each_checkpoint_to_a_config_of_its_architecture():
     """configs/metafile.yml: every official checkpoint points at a config
-    that exists and builds the checkpoint's backbone and query count (read
+    that exists and builds the checkpoint's backbone, query count (read
     from the checkpoint's name: R50/R101, swin tiny/small/base/large, 200
-    queries for Swin-L on COCO)."""
+    queries for Swin-L except the semantic ones) and classes (the dataset's,
+    from the config's name), and its command names the dataset where the
+    class count does not."""
     import yaml
     from mmengine.config import Config
+    from m2f_mm.converters.arch import _BY_CLASSES, DATASETS
     meta = yaml.safe_load(open(os.path.join(REPO, 'configs', 'metafile.yml')))
-    assert len(meta['Models']) >= 27
+    assert len(meta['Models']) >= 47
     swin = dict(tiny=(96, 7), small=(96, 7), base=(128, 12), large=(192, 12))
     seen = {}
     for m in meta['Models']:
@@ -290,16 +293,19 @@ def test_metafile_maps_each_checkpoint_to_a_config_of_its_architecture():
         else:
             size = name.split('_')[2]
             assert (bb.embed_dims, bb.window_size) == swin[size], name
-        large_coco = 'swin_large' in name and '/coco/' in url
-        assert head.num_queries == (200 if large_coco else 100), name
-        if '/ade20k/' in url:
-            assert head.num_classes == 150
-        elif '/cityscapes/' in url:
-            assert head.num_classes == 19
-        elif '/panoptic/' in url:
-            assert (head.num_things_classes, head.num_stuff_classes) == (80, 53)
+        semantic = '/semantic/' in url
+        large = 'swin_large' in name and (not semantic or '/coco/' in url)
+        assert head.num_queries == (200 if large else 100), url
+        dataset = m['Config'].split('_')[-1][:-3].replace('-640', '')
+        spec = DATASETS[dataset]
+        if spec['task'] == 'semantic':
+            assert head.num_classes == spec['classes'], url
         else:
-            assert (head.num_things_classes, head.num_stuff_classes) == (80, 0)
+            assert (head.num_things_classes, head.num_stuff_classes) == (
+                spec['things'], spec['classes'] - spec['things']), url
+        command = m['Converted From']['Command']
+        if _BY_CLASSES[spec['classes']] != dataset:
+            assert f'--dataset {dataset}' in command, url
 
 
 def test_detectron2_pth_reads_like_the_pkl(tmp_path):
