@@ -22,7 +22,7 @@ from m2f_mm.converters import load_d2_pickle
 from m2f_mm.datasets.categories import CITYSCAPES_CATEGORIES, things_first_metainfo
 from m2f_mm.models.heads.fusion import INSTANCE_OFFSET, panoptic_fusion
 
-from test_convert_d2 import FIXTURES, build_from_config, fixture, run_tool
+from test_convert_d2 import FIXTURES, REPO, build_from_config, fixture, run_tool
 
 pytestmark = pytest.mark.skipif(not os.path.isdir(FIXTURES),
                                 reason=f'd2 fixtures not found at {FIXTURES}')
@@ -189,3 +189,52 @@ def test_thing_ids_out_of_range_is_one_line(tmp_path):
     err, _ = run_tool('d2', fixture('r50_tiny.pkl'), tmp_path / 'o.pth',
                       '--dataset', 'coco-panoptic', '--thing-ids', '1,9')
     assert err is not None and '\n' not in err and '--thing-ids [9]' in err
+
+
+@pytest.mark.parametrize('keys_json,dataset,classes,config', [
+    ('keys_r50_coco_panoptic.json', 'cityscapes-panoptic', 19,
+     'mask2former_r50_cityscapes-panoptic.py'),
+    ('keys_swinl_coco_panoptic.json', 'ade20k-panoptic', 150,
+     'mask2former_swin-l_ade20k-panoptic.py'),
+    ('keys_swinl_coco_panoptic.json', 'mapillary-panoptic', 65,
+     'mask2former_swin-l_mapillary-panoptic.py'),
+    ('keys_swinl_coco_panoptic.json', 'cityscapes-instance', 8,
+     'mask2former_swin-l_cityscapes-instance.py'),
+    ('keys_r50_coco_panoptic.json', 'ade20k-instance', 100,
+     'mask2former_r50_ade20k-instance.py'),
+    ('keys_r50_coco_panoptic.json', 'mapillary-semantic', 65,
+     'mask2former_r50_mapillary-semantic.py'),
+])
+def test_full_size_layouts_of_the_other_datasets(keys_json, dataset, classes, config):
+    """The official layouts (R-50, Swin-L with 200 queries) with these
+    datasets' class counts: the written config builds exactly our repository
+    config's model, and every converted key fits it."""
+    import json
+    from mmengine.config import Config
+    from m2f_mm.converters.arch import (build_config, class_order, head_prefix,
+                                        model_state_shapes, resolve_dataset)
+    from m2f_mm.converters.class_order import reorder_classes
+    from m2f_mm.converters.common import check_against
+    from m2f_mm.converters.d2 import convert_d2_state_dict, d2_architecture
+    shapes = json.load(open(fixture(keys_json)))
+    state = {k: torch.empty(v, device='meta', dtype=torch.long if
+                            k.endswith('relative_position_index') else torch.float32)
+             for k, v in shapes.items()}
+    hidden = state['sem_seg_head.predictor.class_embed.weight'].shape[1]
+    state['sem_seg_head.predictor.class_embed.weight'] = torch.empty(
+        classes + 1, hidden, device='meta')
+    state['sem_seg_head.predictor.class_embed.bias'] = torch.empty(classes + 1, device='meta')
+    state.pop('criterion.empty_weight', None)
+    arch = d2_architecture(state, keys_json)
+    assert resolve_dataset(arch, dataset, keys_json) == dataset
+    out = convert_d2_state_dict(state, keys_json, head_prefix(dataset))
+    order = class_order(arch, dataset, None, keys_json)
+    assert (order is not None) == dataset.endswith('-panoptic')  # interleaved ones
+    if order is not None:
+        reorder_classes(out, order, head_prefix(dataset), keys_json)
+    written = build_config(arch, dataset, None, keys_json)
+    ours = Config.fromfile(os.path.join(REPO, 'configs', config))
+    ours.model.backbone.init_cfg = None
+    expected = model_state_shapes(ours)
+    assert model_state_shapes(written) == expected
+    check_against(out, expected, keys_json)
