@@ -18,7 +18,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 @pytest.mark.parametrize('name', sorted(INTERLEAVED))
 def test_config_metainfo_is_the_tables_things_first(name):
-    base = name.replace('-', '_').replace('mapillary_', 'mapillary_')
+    base = name.replace('-', '_')  # cityscapes-panoptic -> cityscapes_panoptic.py
     cfg = Config.fromfile(os.path.join(REPO, 'configs/_base_/datasets', base + '.py'))
     meta = dict(cfg.metainfo)
     assert {k: tuple(v) for k, v in meta.items()} == things_first_metainfo(INTERLEAVED[name])
