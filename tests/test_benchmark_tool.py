@@ -184,9 +184,17 @@ def test_profile_stages_and_peak_memory(benches):
 def test_op_count_report(benches):
     args = type('Args', (), dict(size=64, batch=1, small=True))()
     report = op_count_report({k: benches[k] for k in ('m2f_mm', 'mmdet')}, args)
-    rows = [line for line in report.splitlines() if line.startswith('| m2f_mm')
-            or line.startswith('| MMDetection')]
-    assert len(rows) == 2
-    ours, mmdet = (int(r.split('|')[2]) for r in rows)
-    assert 0 < ours < mmdet  # MMDet's per-image loops make more ops
-    assert rows[1].rstrip(' |').endswith(f'{ours / mmdet:.2f}×')
+    tables = report.split('### ')[1:]
+    assert [t.splitlines()[0] for t in tables] == [
+        'aten ops, nested calls included', 'aten ops, top-level ops only']
+    for table in tables:
+        rows = [line.split('|')[2:-1] for line in table.splitlines()
+                if line.startswith(('| m2f_mm', '| MMDetection'))]
+        assert len(rows) == 2
+        (*ours, ours_total, _), (*theirs, theirs_total, ratio) = rows
+        assert [int(n) for n in ours] and int(ours_total) == sum(map(int, ours))
+        assert int(theirs_total) == sum(map(int, theirs))
+        assert 0 < int(ours_total) < int(theirs_total)  # MMDet's per-image loops
+        assert ratio.strip() == f'{int(ours_total) / int(theirs_total):.2f}×'
+        # the same multi-tensor AdamW: same parameter count, same optimizer ops
+        assert ours[2] == theirs[2]

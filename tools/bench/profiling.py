@@ -3,7 +3,7 @@ table by op."""
 import contextlib
 import time
 from collections import defaultdict
-from typing import Callable, Dict
+from typing import Callable, Dict, Tuple
 
 from . import NAMES
 from .precision import tf32_state
@@ -119,26 +119,69 @@ def profile_report(bench: Bench, args) -> str:
             f'## By op (one train step)\n\n{op_profile(bench)}')
 
 
-def count_aten_ops(bench: Bench) -> int:
-    """aten operators called in one train step (nested calls included), with
-    the fast paths off: on CPU that is the path CUDA takes, and the count
-    follows the kernels it launches."""
+PHASES = ('forward + loss', 'backward', 'optimizer')
+
+
+def _aten_counts(prof) -> Tuple[int, int]:
+    """(all aten ops, nested calls included; top-level aten ops only) of
+    one profile. A top-level op is one no other aten op called: what the
+    model and autograd ask for, before an op's own decomposition."""
+    nested = top = 0
+    for event in prof.events():
+        if not event.name.startswith('aten::'):
+            continue
+        nested += 1
+        parent = event.cpu_parent
+        while parent is not None and not parent.name.startswith('aten::'):
+            parent = parent.cpu_parent
+        top += parent is None
+    return nested, top
+
+
+def count_aten_ops(bench: Bench) -> Dict[str, Tuple[int, int]]:
+    """aten operators of one train step by phase (:data:`PHASES`), as
+    (nested calls included, top-level only), with the fast paths off: on
+    CPU that is the path CUDA takes, and the count follows the kernels it
+    launches. The bench's AdamW is the multi-tensor one CUDA picks by
+    default (see :class:`Bench`)."""
     from torch.profiler import ProfilerActivity, profile
 
     from m2f_mm.ops import fast_paths
+    counts = {}
     with fast_paths(False):
         bench.train_step()
+        bench.model.train()
         with profile(activities=[ProfilerActivity.CPU]) as prof:
-            bench.train_step()
-    return sum(e.count for e in prof.key_averages() if e.key.startswith('aten::'))
+            with bench.autocast():
+                loss = bench.loss()
+        counts[PHASES[0]] = _aten_counts(prof)
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            loss.backward()
+        counts[PHASES[1]] = _aten_counts(prof)
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            bench.optimizer.step()
+        counts[PHASES[2]] = _aten_counts(prof)
+        bench.optimizer.zero_grad(set_to_none=True)
+    return counts
 
 
 def op_count_report(benches: Dict[str, Bench], args) -> str:
-    """aten operators per train step of each implementation, as Markdown."""
+    """aten operators per train step of each implementation, by phase and
+    in all, as Markdown; the last columns are ours over each."""
     counts = {name: count_aten_ops(bench) for name, bench in benches.items()}
     ours = counts.get('m2f_mm')
-    rows = [[NAMES[name], str(n), '—' if name == 'm2f_mm' or not ours
-             else f'{ours / n:.2f}×'] for name, n in counts.items()]
+    tables = []
+    for k, label in enumerate(('nested calls included', 'top-level ops only')):
+        def total(c):
+            return sum(c[phase][k] for phase in PHASES)
+        rows = []
+        for name, c in counts.items():
+            ratio = ('—' if name == 'm2f_mm' or not ours
+                     else f'{total(ours) / total(c):.2f}×')
+            rows.append([NAMES[name]] + [str(c[phase][k]) for phase in PHASES]
+                        + [str(total(c)), ratio])
+        tables.append(f'### aten ops, {label}\n\n' + markdown_table(
+            ['implementation', *PHASES, 'train step', 'ours / it'], rows))
     return (f'aten operators per train step ({args.size}², batch {args.batch}, '
             f'{"small models" if args.small else "R-50"}, fast paths off)\n\n'
-            + markdown_table(['implementation', 'aten ops', 'ours / it'], rows))
+            + '\n\n'.join(tables))

@@ -20,7 +20,11 @@ class Bench:
         name: 'm2f_mm', 'mmdet' or 'hf'.
         model: its model, on the batch's device.
         inputs, samples: the batch (see :func:`synthetic_batch`).
-        lr: AdamW's learning rate.
+        lr: AdamW's learning rate. The AdamW is the multi-tensor
+            (``foreach``) one, CUDA's default, on every device, so that the
+            top-level op count of a step on CPU (``--count-ops``) shows the
+            few multi-tensor kernels a GPU launches (CPU's foreach still
+            loops over the parameters underneath: the nested count).
         infer_batch: inference runs on the first ``infer_batch`` images.
         amp: None / 'none' (fp32), 'fp16' or 'bf16': forward and loss (and
             inference) under autocast; fp16 steps through a GradScaler.
@@ -38,7 +42,7 @@ class Bench:
         self.losses = []  # of every train step, to report NaN / inf
         self.optimizer = torch.optim.AdamW(
             [p for p in model.parameters() if p.requires_grad], lr=lr,
-            weight_decay=0.05)
+            weight_decay=0.05, foreach=True)
         if name == 'hf':
             self.hf_masks, self.hf_labels = hf_targets(samples, inputs.device)
             from transformers import Mask2FormerImageProcessor
