@@ -1,4 +1,5 @@
+from .fast_panoptic_metric import FastCocoPanopticMetric
 from .panoptic_metric import CocoPanopticMetric
 from .semseg_metric import SemSegIoUMetric
 
-__all__ = ['CocoPanopticMetric', 'SemSegIoUMetric']
+__all__ = ['CocoPanopticMetric', 'FastCocoPanopticMetric', 'SemSegIoUMetric']
