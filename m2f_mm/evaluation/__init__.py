@@ -1,5 +1,7 @@
+from .fast_coco_metric import FastCocoMetric
 from .fast_panoptic_metric import FastCocoPanopticMetric
 from .panoptic_metric import CocoPanopticMetric
 from .semseg_metric import SemSegIoUMetric
 
-__all__ = ['CocoPanopticMetric', 'FastCocoPanopticMetric', 'SemSegIoUMetric']
+__all__ = ['CocoPanopticMetric', 'FastCocoMetric', 'FastCocoPanopticMetric',
+           'SemSegIoUMetric']
