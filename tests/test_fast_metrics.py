@@ -155,3 +155,68 @@ def test_configs_use_the_fast_metrics():
         for evaluators in (cfg.val_evaluator, cfg.test_evaluator):
             evaluators = evaluators if isinstance(evaluators, list) else [evaluators]
             assert [e['type'] for e in evaluators][:len(types)] == types, name
+
+
+def test_quickstart_evaluators_on_the_toy_set(tmp_path):
+    """The quickstart config's test_evaluator (fast metrics) against the same
+    entries with MMDet's types, on a small toy val set and predictions made
+    from its ground truth (shifted, some classes swapped): the same keys and
+    values."""
+    import importlib.util
+    import json
+
+    import torch
+    from mmdet.registry import METRICS
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from PIL import Image
+
+    import m2f_mm  # noqa: F401  (registers the metrics)
+    from m2f_mm.datasets.toy import TOY_PANOPTIC_METAINFO
+    spec = importlib.util.spec_from_file_location(
+        'make_toy_dataset', osp.join(REPO, 'tools', 'make_toy_dataset.py'))
+    mtd = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mtd)
+    root = str(tmp_path / 'toy')
+    mtd.make_toy_dataset(root, num_train=1, num_val=12, size=64, seed=3)
+    with open(osp.join(root, 'annotations', 'panoptic_val.json')) as f:
+        pan = json.load(f)
+    cat2label = {c['id']: i for i, c in enumerate(pan['categories'])}
+    rng = np.random.RandomState(0)
+    batch = []
+    for img, ann in zip(pan['images'], pan['annotations']):
+        rgb = np.asarray(Image.open(osp.join(root, 'annotations', 'panoptic_val',
+                                             ann['file_name'])), np.int64)
+        ids = np.roll(rgb[..., 0] + 256 * rgb[..., 1] + 65536 * rgb[..., 2], 2, 1)
+        pred = np.full(ids.shape, 6, np.int64)  # VOID
+        masks, labels = [], []
+        for s in ann['segments_info']:
+            label = cat2label[s['category_id']]
+            if label < 3 and rng.rand() < 0.3:
+                label = rng.randint(3)
+            pred[ids == s['id']] = label + s['id'] * 1000
+            if label < 3:
+                masks.append(torch.from_numpy(ids == s['id']))
+                labels.append(label)
+        masks = torch.stack(masks) if masks else torch.zeros((0,) + ids.shape, dtype=torch.bool)
+        batch.append(dict(
+            img_id=img['id'], img_path=osp.join(root, 'val', img['file_name']),
+            ori_shape=ids.shape, pred_panoptic_seg=dict(sem_seg=torch.from_numpy(pred[None])),
+            pred_instances=dict(masks=masks, labels=torch.tensor(labels, dtype=torch.long),
+                                scores=torch.from_numpy(rng.rand(len(labels))),
+                                bboxes=torch.zeros((len(labels), 4)))))
+    cfg = Config.fromfile(osp.join(REPO, 'configs', 'quickstart',
+                                   'mask2former_r18-toyshapes_toy-panoptic.py'))
+    init_default_scope('mmdet')
+    mmdet_types = {'m2f_mm.FastCocoPanopticMetric': 'm2f_mm.CocoPanopticMetric',
+                   'm2f_mm.FastCocoMetric': 'CocoMetric'}
+    for entry in cfg.test_evaluator[:2]:
+        entry = {k: v.replace(cfg.data_root, root + '/') if isinstance(v, str) else v
+                 for k, v in entry.items()}
+        meta = dict(TOY_PANOPTIC_METAINFO)
+        if 'Panoptic' not in entry['type']:
+            meta = dict(classes=meta['thing_classes'])
+        ours = _run(METRICS.build(entry), meta, [batch])
+        ref = _run(METRICS.build(dict(entry, type=mmdet_types[entry['type']])), meta, [batch])
+        _assert_same(ref, ours)
+        assert 'coco_panoptic/PQ_circle' in ours or 'coco/circle_precision' in ours
