@@ -122,13 +122,13 @@ def _instances(pred, ncls, nthing, dets, rng):
     while len(masks) < dets:
         masks.append(_ellipse(h, w, rng))
         labels.append(rng.randint(nthing))
-    masks = torch.from_numpy(np.stack(masks)) if masks else \
-        torch.zeros((0, h, w), dtype=torch.bool)
-    boxes = torch.zeros((len(masks), 4))
+    masks = np.stack(masks) if masks else np.zeros((0, h, w), bool)
+    boxes = np.zeros((len(masks), 4), np.float32)
     for i, m in enumerate(masks):
-        ys, xs = torch.nonzero(m, as_tuple=True)
-        if len(ys):
-            boxes[i] = torch.stack([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
+        cols, rows = np.flatnonzero(m.any(0)), np.flatnonzero(m.any(1))
+        if len(cols):
+            boxes[i] = cols[0], rows[0], cols[-1] + 1, rows[-1] + 1
+    masks, boxes = torch.from_numpy(masks), torch.from_numpy(boxes)
     return dict(masks=masks, labels=torch.tensor(labels, dtype=torch.long),
                 scores=torch.from_numpy(rng.rand(len(masks)).astype(np.float32)),
                 bboxes=boxes)
