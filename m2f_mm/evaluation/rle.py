@@ -1,31 +1,8 @@
-"""Run-length encoding of label maps and mask stacks, as the metrics keep
-them between ``process`` and ``compute_metrics`` (small, picklable)."""
+"""Run-length encoding of label maps, as the panoptic metric keeps them between ``process`` and ``compute_metrics`` (small, picklable)."""
 from typing import List, Sequence
 
 import numpy as np
 from pycocotools import mask as mask_util
-
-
-def encode_masks(masks: np.ndarray) -> List[dict]:
-    """COCO RLEs of a ``(N, H, W)`` boolean stack, one encoder call.
-
-    Args:
-        masks: ``(N, H, W)`` bool or uint8, C-contiguous.
-
-    Returns:
-        list of dict: ``{'size': [H, W], 'counts': str}`` per mask, what
-        ``pycocotools.mask.encode`` gives with ``counts`` decoded.
-    """
-    masks = np.ascontiguousarray(masks, dtype=np.uint8)
-    if not len(masks):
-        return []
-    # COCO's RLE runs down columns: it wants (H, W, N) in Fortran order,
-    # which is the memory of an (N, W, H) C-order stack
-    cols = np.ascontiguousarray(masks.transpose(0, 2, 1)).transpose(2, 1, 0)
-    rles = mask_util.encode(cols)
-    for rle in rles:
-        rle['counts'] = rle['counts'].decode()
-    return rles
 
 
 def encode_segments(id_map: np.ndarray, ids: Sequence[int]) -> List[dict]:
