@@ -1,4 +1,5 @@
-"""Run-length encoding of label maps, as the panoptic metric keeps them between ``process`` and ``compute_metrics`` (small, picklable)."""
+"""Run-length encoding of label maps, as the panoptic metric keeps them
+between ``process`` and ``compute_metrics`` (small, picklable)."""
 from typing import List, Sequence
 
 import numpy as np
