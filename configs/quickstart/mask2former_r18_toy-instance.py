@@ -49,7 +49,7 @@ val_dataloader = dict(dataset=dict(
 test_dataloader = val_dataloader
 val_evaluator = dict(
     _delete_=True,
-    type='CocoMetric',
+    type='m2f_mm.FastCocoMetric',  # MMDet's own: type='CocoMetric'
     ann_file=data_root + 'annotations/instances_val.json',
     metric=['segm'])
 test_evaluator = val_evaluator

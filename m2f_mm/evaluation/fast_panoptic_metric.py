@@ -1,0 +1,186 @@
+"""COCO panoptic quality (PQ, SQ, RQ) from predictions in memory, matched
+by hotcoco: the numbers of MMDetection's ``CocoPanopticMetric`` without its
+PNG round trip and per-image Python loop."""
+import os.path as osp
+from typing import Dict, List, Optional, Sequence
+
+import mmcv
+import numpy as np
+from mmdet.evaluation.functional import INSTANCE_OFFSET
+from mmdet.evaluation.metrics import CocoPanopticMetric as _MMDetCocoPanopticMetric
+from mmdet.evaluation.metrics.coco_panoptic_metric import (parse_pq_results,
+                                                           print_panoptic_table)
+from mmengine.fileio import get
+from mmengine.logging import MMLogger
+
+from m2f_mm.registry import METRICS
+from .rle import encode_segments
+
+
+def _rgb_to_ids(rgb: np.ndarray) -> np.ndarray:
+    """COCO panoptic PNG colours (RGB) to segment ids: R + 256 G + 256² B."""
+    rgb = rgb.astype(np.int32)
+    return rgb[..., 0] + 256 * rgb[..., 1] + 65536 * rgb[..., 2]
+
+
+def pq_stat_from_images(images: List[dict], categories: Dict[int, dict]):
+    """Per-category PQ statistics of many images, matched by hotcoco.
+
+    Args:
+        images: per image, ``img_id``, ``height``, ``width``, ``gt`` (segments
+            with ``id``, ``category_id``, ``iscrowd``, ``area``,
+            ``segmentation``) and ``pred`` (segments with ``category_id``,
+            ``segmentation``): RLEs; pixels no GT segment covers are VOID.
+        categories: category id → COCO category dict (with ``isthing``).
+
+    Returns:
+        panopticapi.evaluation.PQStat: TP / FP / FN and summed IoU per
+        category, to average as panopticapi does.
+    """
+    from hotcoco import COCO
+    from hotcoco.panoptic import PanopticEval
+    from panopticapi.evaluation import PQStat
+
+    imgs, gts, preds = [], [], []
+    for im in images:
+        imgs.append(dict(id=im['img_id'], height=im['height'], width=im['width']))
+        for seg in im['gt']:
+            # hotcoco numbers annotations itself only when none has an id
+            gts.append(dict(seg, id=len(gts) + 1, image_id=im['img_id']))
+        for seg in im['pred']:
+            preds.append(dict(seg, image_id=im['img_id'], score=1.0))
+    cats = [dict(id=int(k), name=str(v['name']), isthing=int(v['isthing']))
+            for k, v in categories.items()]
+    gt = COCO(dict(images=imgs, annotations=gts, categories=cats))
+    evaluator = PanopticEval(gt, gt.load_res(preds) if preds else COCO(
+        dict(images=imgs, annotations=[], categories=cats)))
+    evaluator.evaluate()
+    stat = PQStat()
+    for cat_id, counts in evaluator.results()['per_class'].items():
+        one = stat.pq_per_cat[int(cat_id)]
+        one.tp, one.fp, one.fn = counts['tp'], counts['fp'], counts['fn']
+        one.iou = counts['iou']
+    return stat
+
+
+@METRICS.register_module()
+class FastCocoPanopticMetric(_MMDetCocoPanopticMetric):
+    """``mmdet.CocoPanopticMetric`` with the same arguments and results
+    (``coco_panoptic/PQ``, ``PQ_th``, ``PQ_st``, ... and the tables),
+    computed from the predicted maps in memory.
+
+    ``process`` keeps, per image, the run-length encoded GT and predicted
+    segments (a few kB), so results gather across processes as MMDet's do;
+    ``compute_metrics`` matches all images in one hotcoco call and averages
+    the per-category statistics with panopticapi's ``PQStat``. With
+    ``classwise=True`` the results also hold ``PQ_<class>``, ``SQ_<class>``,
+    ``RQ_<class>`` (percent). With ``outfile_prefix`` (test-server files,
+    ``format_only``) everything runs through MMDetection's code, which
+    writes the PNGs and the JSON; there the results hold no per-class keys.
+
+    Args:
+        **kwargs: ``mmdet.CocoPanopticMetric``'s arguments.
+    """
+
+    def __init__(self, outfile_prefix: Optional[str] = None, **kwargs) -> None:
+        super().__init__(outfile_prefix=outfile_prefix, **kwargs)
+        self.in_memory = outfile_prefix is None
+
+    def _categories(self) -> Dict[int, dict]:
+        """Category id → dict, as MMDet evaluates them: the annotation
+        file's, else the class indices with ``isthing`` from the metainfo."""
+        if self._coco_api is not None:
+            return self.categories
+        meta = self.dataset_meta
+        return {i: dict(id=i, name=name, isthing=int(name in meta['thing_classes']))
+                for i, name in enumerate(meta['classes'])}
+
+    def _gt_segments(self, sample: dict, ids: np.ndarray) -> List[dict]:
+        """The GT segments of one image, as MMDet's metric reads them."""
+        if self._coco_api is not None:
+            return [dict(id=s['id'], category_id=s['category_id'],
+                         iscrowd=s['iscrowd'], area=s['area'])
+                    for s in self._coco_api.imgToAnns[sample['img_id']]]
+        cats = self._categories()
+        segs = []
+        for s in sample['segments_info']:
+            isthing = cats[s['category']]['isthing']
+            segs.append(dict(id=s['id'], category_id=s['category'],
+                             iscrowd=int(isthing and not s['is_thing']),
+                             area=int((ids == s['id']).sum())))
+        return segs
+
+    def _image_segments(self, sample: dict, label2cat) -> dict:
+        """One image's GT and predicted segments as RLEs."""
+        num_classes = len(self.dataset_meta['classes'])
+        pan = sample['pred_panoptic_seg']['sem_seg'].cpu().numpy()[0]
+        ignore_index = sample['pred_panoptic_seg'].get('ignore_index', num_classes)
+        pred_ids = [int(i) for i in np.unique(pan)
+                    if i % INSTANCE_OFFSET not in (num_classes, ignore_index)]
+        pred = [dict(category_id=label2cat[i % INSTANCE_OFFSET]
+                     if label2cat else i % INSTANCE_OFFSET, segmentation=rle)
+                for i, rle in zip(pred_ids, encode_segments(pan, pred_ids))]
+
+        segm_file = osp.basename(sample['img_path']).replace('.jpg', '.png')
+        path = osp.join(self.seg_prefix, segm_file)
+        rgb = mmcv.imfrombytes(get(path, backend_args=self.backend_args),
+                               flag='color', channel_order='rgb')
+        if rgb is None:
+            raise FileNotFoundError(f'panoptic GT PNG {path} could not be read '
+                                    f'(image id {sample["img_id"]})')
+        ids = _rgb_to_ids(rgb)
+        gt = self._gt_segments(sample, ids)
+        for seg, rle in zip(gt, encode_segments(ids, [s['id'] for s in gt])):
+            seg['segmentation'] = rle
+        height, width = ids.shape
+        return dict(img_id=sample['img_id'], height=height, width=width,
+                    gt=gt, pred=pred)
+
+    def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
+        """Keep each image's segments as RLEs (see the class docstring).
+
+        Args:
+            data_batch: unused, as in MMDet.
+            data_samples: samples with ``pred_panoptic_seg``, ``img_id``,
+                ``img_path`` (and ``segments_info`` without ``ann_file``).
+        """
+        if not self.in_memory:
+            return super().process(data_batch, data_samples)
+        label2cat = None
+        if self._coco_api is not None:
+            cat_ids = self._coco_api.get_cat_ids(cat_names=self.dataset_meta['classes'])
+            label2cat = dict(enumerate(cat_ids))
+        for sample in data_samples:
+            self.results.append(self._image_segments(sample, label2cat))
+
+    def compute_metrics(self, results: list) -> Dict[str, float]:
+        """PQ, SQ, RQ overall, for things and for stuff (percent).
+
+        Args:
+            results: what ``process`` kept, from every process.
+
+        Returns:
+            dict: MMDet's keys, plus the per-class ones with ``classwise``.
+        """
+        if not self.in_memory:
+            return super().compute_metrics(results)
+        logger = MMLogger.get_current_instance()
+        categories = self._categories()
+        self.categories = categories
+        stat = pq_stat_from_images(results, categories)
+        pq_results = {}
+        for name, isthing in (('All', None), ('Things', True), ('Stuff', False)):
+            pq_results[name], per_class = stat.pq_average(categories, isthing=isthing)
+            if isthing is None:
+                all_classes = per_class
+        classwise = None
+        if self.classwise:
+            classwise = dict(zip(self.dataset_meta['classes'], all_classes.values()))
+        print_panoptic_table(pq_results, classwise, logger=logger)
+        metrics = parse_pq_results(pq_results)
+        if self.classwise:
+            for cat_id, values in all_classes.items():
+                name = categories[cat_id]['name']
+                for key in ('pq', 'sq', 'rq'):
+                    metrics[f'{key.upper()}_{name}'] = 100 * values[key]
+        return metrics
