@@ -147,6 +147,21 @@ def test_compile_options_and_network():
     assert list(model.state_dict()) == keys  # checkpoints load as before
 
 
+def test_runner_compiles_the_network_not_train_step():
+    from types import SimpleNamespace
+
+    from mmengine.config import Config
+    from mmengine.logging import MMLogger
+
+    from m2f_mm.utils.runner import M2FRunner
+    model = _model()
+    runner = SimpleNamespace(cfg=Config(dict(compile=dict(backend='eager'))),
+                             model=model, logger=MMLogger.get_current_instance())
+    M2FRunner._maybe_compile(runner, 'train_step')
+    assert model.panoptic_head._compiled_call_impl is not None
+    assert 'train_step' not in vars(model)  # mmengine's target left alone
+
+
 @pytest.mark.parametrize('tool', ['train', 'test'])
 def test_tools_compile_flag(tool, tmp_path, monkeypatch):
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
