@@ -140,7 +140,7 @@ def test_ms_deform_attn_follows_the_dispatch(monkeypatch):
     mod = importlib.import_module('m2f_mm.ops.ms_deform_attn')
     value, loc, attn = _deform_inputs(torch.float32)
     ref = ms_deform_attn_reference(value, SHAPES, loc, attn)
-    for impl, node in [('sparse', 'SparseDeformAttnBackward'),
+    for impl, node in [('sparse', 'GeneratedBackwardFor_m2f_mm_ms_deform_attn_sparse'),
                        ('gather', 'GatherBackward'), ('grid_sample', 'GridSampler')]:
         monkeypatch.setattr(mod, 'current_deform_attn_impl', lambda v, i=impl: i)
         out = ms_deform_attn(value, SHAPES, loc, attn)

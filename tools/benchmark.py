@@ -20,6 +20,7 @@ On a GPU the timings wait for CUDA work, memory is CUDA memory, and
     python tools/benchmark.py --count-ops           # aten ops per train step
     python tools/benchmark.py --full-mask-loss --size 1024   # loss memory
     python tools/benchmark.py --onnx                # onnxruntime CPU vs our PyTorch
+    python tools/benchmark.py --compile --compile-train   # torch.compile vs eager
     python tools/benchmark.py --device cuda --size 1024 --amp bf16 --tf32 on
 
 It prints Markdown ready for the README. The parts live in ``tools/bench/``.
@@ -68,6 +69,11 @@ def parse_args(argv=None):
                         help='onnxruntime CPU inference vs our PyTorch inference '
                              '(same model, --infer-batch, --size)')
     parser.add_argument('--opset', type=int, default=17, help='with --onnx')
+    parser.add_argument('--compile', action='store_true',
+                        help='our model compiled (torch.compile of backbone and '
+                             'head) vs eager: inference')
+    parser.add_argument('--compile-train', action='store_true',
+                        help='with --compile: the train step too')
     parser.add_argument('--small', action='store_true',
                         help='tiny models for smoke tests (ResNet-18, 64 channels)')
     parser.add_argument('--memory-worker', help=argparse.SUPPRESS)
@@ -108,6 +114,11 @@ def main(argv=None):
     if args.onnx:
         from bench.onnx_report import onnx_report
         print(onnx_report(args))
+        return
+
+    if args.compile:
+        from bench.compiled import compile_report
+        print(compile_report(args))
         return
 
     from bench.runner import build_benches

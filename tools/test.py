@@ -1,5 +1,6 @@
 """Evaluate a checkpoint with mmengine's Runner and the config's evaluators.
 
+    python tools/test.py CONFIG CHECKPOINT --compile   # torch.compile the network
     python tools/test.py CONFIG CHECKPOINT [--out results.pkl] [--show-dir vis]
     python tools/test.py CONFIG CHECKPOINT --amp --amp-dtype bfloat16
     bash tools/dist_test.sh CONFIG CHECKPOINT 8
@@ -29,6 +30,9 @@ def parse_args(argv=None):
                         help='autocast dtype with --amp (CPU: bfloat16 only)')
     parser.add_argument('--tta', action='store_true', help='test-time augmentation '
                         '(needs tta_model and tta_pipeline in the config)')
+    parser.add_argument('--compile', action='store_true',
+                        help='torch.compile the backbone, neck and head (the '
+                        "config's compile=True; a dict there passes options)")
     parser.add_argument('--tf32', choices=['on', 'off'],
                         help='TF32 matmuls and cuDNN convolutions on CUDA '
                         "(default: the config's env_cfg.tf32, else PyTorch's "
@@ -70,6 +74,8 @@ def build_cfg(args) -> Config:
     from m2f_mm.utils.runner import load_config
     cfg = load_config(args.config, 'test.py', args.cfg_options, args.work_dir,
                       args.launcher, args.tf32)
+    if args.compile and not cfg.get('compile'):
+        cfg.compile = True
     if not osp.isfile(args.checkpoint):
         raise SystemExit(f'test.py: checkpoint {args.checkpoint} does not exist')
     cfg.load_from = args.checkpoint

@@ -1,6 +1,7 @@
 """Train a model from a config with mmengine's Runner (MMDet / MMSeg style).
 
     python tools/train.py configs/mask2former_r50_coco-panoptic.py
+    python tools/train.py CONFIG --compile      # torch.compile the network
     python tools/train.py CONFIG --work-dir work_dirs/x --amp --resume
     python tools/train.py CONFIG --amp            # bf16 autocast on CPU, fp16 on CUDA
     python tools/train.py CONFIG --amp --amp-dtype bfloat16   # bf16 on CUDA
@@ -33,6 +34,9 @@ def parse_args(argv=None):
     parser.add_argument('--resume', nargs='?', type=str, const='auto',
                         help='resume from CHECKPOINT, or from the latest '
                         'checkpoint in the work dir when given no path')
+    parser.add_argument('--compile', action='store_true',
+                        help='torch.compile the backbone, neck and head (the '
+                        "config's compile=True; a dict there passes options)")
     parser.add_argument('--tf32', choices=['on', 'off'],
                         help='TF32 matmuls and cuDNN convolutions on CUDA '
                         "(default: the config's env_cfg.tf32, else PyTorch's "
@@ -77,6 +81,8 @@ def build_cfg(args) -> Config:
     from m2f_mm.utils.runner import load_config
     cfg = load_config(args.config, 'train.py', args.cfg_options, args.work_dir,
                       args.launcher, args.tf32)
+    if args.compile and not cfg.get('compile'):
+        cfg.compile = True
     check_pretrained_backbone(cfg)
     if args.amp_dtype and not args.amp:
         raise SystemExit('train.py: --amp-dtype needs --amp')

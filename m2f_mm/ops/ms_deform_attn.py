@@ -17,6 +17,7 @@ from torch import Tensor
 
 from .bilinear import gather_sample
 from .dispatch import current_deform_attn_impl
+from .ms_deform_attn_mmcv import ms_deform_attn_mmcv
 from .ms_deform_attn_sparse import ms_deform_attn_sparse
 
 Shapes = Sequence[Tuple[int, int]]
@@ -54,31 +55,10 @@ def _mmcv(value: Tensor, shapes: Shapes, locations: Tensor, weights: Tensor,
           im2col_step: int) -> Tensor:
     """mmcv's kernel, in float32 where the inputs are float16/bfloat16 (the
     kernel itself would cast the locations and weights to ``value``'s dtype)."""
-    from mmcv.ops.multi_scale_deform_attn import MultiScaleDeformableAttnFunction
     work = torch.float64 if value.dtype == torch.float64 else torch.float32
-    spatial, start = _level_index(tuple(map(tuple, shapes)), value.device)
-    out = MultiScaleDeformableAttnFunction.apply(
-        value.to(work), spatial, start, locations.to(work), weights.to(work),
-        im2col_step)
+    out = ms_deform_attn_mmcv(value.to(work), shapes, locations.to(work),
+                              weights.to(work), im2col_step)
     return out.to(value.dtype)
-
-
-_LEVEL_INDEX = {}
-
-
-def _level_index(shapes: Tuple[Tuple[int, int], ...], device: torch.device):
-    """The kernel's (levels, 2) sizes and (levels,) start offsets on
-    ``device``, made once per shapes and device: a tensor made from host
-    data is a blocking copy on CUDA, six per forward otherwise."""
-    key = (shapes, str(device))
-    if key not in _LEVEL_INDEX:
-        if len(_LEVEL_INDEX) > 64:
-            _LEVEL_INDEX.clear()
-        sizes = [h * w for h, w in shapes]
-        starts = [sum(sizes[:i]) for i in range(len(sizes))]
-        _LEVEL_INDEX[key] = (torch.tensor(shapes, dtype=torch.long, device=device),
-                             torch.tensor(starts, dtype=torch.long, device=device))
-    return _LEVEL_INDEX[key]
 
 
 def _grid_sample_levels(v: Tensor, grids: Tensor) -> Tensor:

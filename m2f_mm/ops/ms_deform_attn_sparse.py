@@ -30,69 +30,137 @@ Shapes = Sequence[Tuple[int, int]]
 def ms_deform_attn_sparse(value: Tensor, shapes: Shapes, sampling_locations: Tensor,
                           attention_weights: Tensor) -> Tensor:
     """The sparse-matrix form of :func:`ms_deform_attn` (CPU); arguments as
-    there, differentiable in the three tensors."""
-    return SparseDeformAttn.apply(value, sampling_locations, attention_weights,
-                                  tuple(map(tuple, shapes)))
+    there, differentiable in the three tensors. It runs as the custom op
+    ``m2f_mm::ms_deform_attn_sparse``: ``torch.compile`` cannot trace sparse
+    tensors, and sees the op as one node with a fake (shape-only) twin."""
+    return torch.ops.m2f_mm.ms_deform_attn_sparse(
+        value, sampling_locations, attention_weights, flat_shapes(shapes))
 
 
-class SparseDeformAttn(torch.autograd.Function):
+def flat_shapes(shapes: Shapes) -> List[int]:
+    """[h0, w0, h1, w1, ...]: the form a custom op's schema takes (int[])."""
+    return [size for hw in shapes for size in hw]
+
+
+def _pairs(flat: Sequence[int]) -> List[Tuple[int, int]]:
+    return [(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)]
+
+
+@torch.library.custom_op('m2f_mm::ms_deform_attn_sparse', mutates_args=())
+def _sparse_forward(value: Tensor, locations: Tensor, attn: Tensor,
+                    shapes: List[int]) -> Tensor:
     """``Σ_l A_l @ value`` with A_l's rows (image, head, query) and columns
-    (image, head, value of the flattened levels)."""
+    (image, head, value of the flattened levels): (B, Nq, heads·C)."""
+    b, nv, heads, c = value.shape
+    nq = locations.shape[1]
+    v, loc, attn = _kernel_layout(value, locations, attn)
+    out = v.new_zeros(b * heads * nq, c)
+    for level, corners in enumerate(_level_corners(_pairs(shapes), loc, nv)):
+        out.addmm_(corners.matrix(attn[level], v.shape[0]), v)  # no temporary
+    return out.view(b, heads, nq, c).permute(0, 2, 1, 3).reshape(b, nq, heads * c)
 
-    @staticmethod
-    def forward(ctx, value: Tensor, locations: Tensor, attn: Tensor,
-                shapes: Shapes) -> Tensor:
-        b, nv, heads, c = value.shape
-        nq = locations.shape[1]
-        v = value.permute(0, 2, 1, 3).reshape(b * heads * nv, c)
-        loc = locations.permute(3, 5, 0, 2, 1, 4).contiguous()  # L×2×B×heads×Nq×P
-        attn = attn.permute(3, 0, 2, 1, 4).contiguous()  # L×B×heads×Nq×P
-        out = v.new_zeros(b * heads * nq, c)
-        for level, corners in enumerate(_level_corners(shapes, loc, nv)):
-            out.addmm_(corners.matrix(attn[level], v.shape[0]), v)  # no temporary
-        ctx.save_for_backward(v, loc, attn)
-        ctx.shapes = shapes
-        return out.view(b, heads, nq, c).permute(0, 2, 1, 3).reshape(b, nq, heads * c)
 
-    @staticmethod
-    def backward(ctx, grad_out: Tensor):
-        v, loc, attn = ctx.saved_tensors
-        b, heads, nq = attn.shape[1:4]
-        c = v.shape[1]
-        g = grad_out.view(b, nq, heads, c).permute(0, 2, 1, 3).reshape(-1, c)
-        need_value = ctx.needs_input_grad[0]
-        need_weights = ctx.needs_input_grad[1] or ctx.needs_input_grad[2]
-        grad_value = torch.zeros_like(v) if need_value else None
-        grad_loc = torch.empty_like(loc) if need_weights else None
-        grad_attn = torch.empty_like(attn) if need_weights else None
-        corners_per_level = _level_corners(ctx.shapes, loc, v.shape[0] // (b * heads))
-        for level, ((h, w), k) in enumerate(zip(ctx.shapes, corners_per_level)):
-            a = k.matrix(attn[level], v.shape[0])
-            if need_value:
-                grad_value.addmm_(_transpose(a), g)
-            if not need_weights:
-                continue
-            # d out[row] / d A[row, col] = v[col]: one dot product per entry
-            dots = torch.sparse.sampled_addmm(a, g, v.t(), beta=0.0).values()
-            d_ll, d_hl, d_lh, d_hh = dots.view(k.cols.shape).unbind(-1)
-            # sums over the other axis' corners, weighted
-            dx_lo = k.wy_lo * d_ll + k.wy_hi * d_lh
-            dx_hi = k.wy_lo * d_hl + k.wy_hi * d_hh
-            dy_lo = k.wx_lo * d_ll + k.wx_hi * d_hl
-            dy_hi = k.wx_lo * d_lh + k.wx_hi * d_hh
-            grad_attn[level] = k.wx_lo * dx_lo + k.wx_hi * dx_hi
-            # weights (1 − f, f) inside the map; pixel = location × size − 0.5
-            a_l = attn[level]
-            grad_loc[level, 0] = a_l * (torch.where(k.in_x_hi, dx_hi, 0) -
-                                        torch.where(k.in_x_lo, dx_lo, 0)) * w
-            grad_loc[level, 1] = a_l * (torch.where(k.in_y_hi, dy_hi, 0) -
-                                        torch.where(k.in_y_lo, dy_lo, 0)) * h
+@_sparse_forward.register_fake
+def _(value, locations, attn, shapes):
+    b, _, heads, c = value.shape
+    return value.new_empty(b, locations.shape[1], heads * c)
+
+
+def _kernel_layout(value: Tensor, locations: Tensor, attn: Tensor):
+    """Values (B·heads·Nv, C), locations L×2×B×heads×Nq×P and weights
+    L×B×heads×Nq×P, contiguous: the per-level arithmetic then runs on
+    contiguous slices."""
+    b, nv, heads, c = value.shape
+    v = value.permute(0, 2, 1, 3).reshape(b * heads * nv, c)
+    loc = locations.permute(3, 5, 0, 2, 1, 4).contiguous()
+    attn = attn.permute(3, 0, 2, 1, 4).contiguous()
+    return v, loc, attn
+
+
+@torch.library.custom_op('m2f_mm::ms_deform_attn_sparse_backward', mutates_args=())
+def _sparse_backward(grad_out: Tensor, value: Tensor, locations: Tensor,
+                     attn: Tensor, shapes: List[int], need_value: bool,
+                     need_weights: bool) -> Tuple[Tensor, Tensor, Tensor]:
+    """Gradients of value, locations and weights (empty where not needed:
+    an op returns tensors only). The matrices are recomputed from the
+    locations instead of kept from forward."""
+    v, loc, attn = _kernel_layout(value, locations, attn)
+    shapes = _pairs(shapes)
+    b, heads, nq = attn.shape[1:4]
+    c = v.shape[1]
+    g = grad_out.reshape(b, nq, heads, c).permute(0, 2, 1, 3).reshape(-1, c)
+    grad_value = torch.zeros_like(v) if need_value else v.new_empty(0)
+    grad_loc = torch.empty_like(loc) if need_weights else loc.new_empty(0)
+    grad_attn = torch.empty_like(attn) if need_weights else attn.new_empty(0)
+    corners_per_level = _level_corners(shapes, loc, v.shape[0] // (b * heads))
+    for level, ((h, w), k) in enumerate(zip(shapes, corners_per_level)):
+        a = k.matrix(attn[level], v.shape[0])
         if need_value:
-            grad_value = grad_value.view(b, heads, -1, c).permute(0, 2, 1, 3)
-        if need_weights:
-            grad_loc = grad_loc.permute(2, 4, 3, 0, 5, 1)  # B×Nq×heads×L×P×2
-            grad_attn = grad_attn.permute(1, 3, 2, 0, 4)  # B×Nq×heads×L×P
-        return grad_value, grad_loc, grad_attn, None
+            grad_value.addmm_(_transpose(a), g)
+        if not need_weights:
+            continue
+        # d out[row] / d A[row, col] = v[col]: one dot product per entry
+        dots = torch.sparse.sampled_addmm(a, g, v.t(), beta=0.0).values()
+        d_ll, d_hl, d_lh, d_hh = dots.view(k.cols.shape).unbind(-1)
+        # sums over the other axis' corners, weighted
+        dx_lo = k.wy_lo * d_ll + k.wy_hi * d_lh
+        dx_hi = k.wy_lo * d_hl + k.wy_hi * d_hh
+        dy_lo = k.wx_lo * d_ll + k.wx_hi * d_hl
+        dy_hi = k.wx_lo * d_lh + k.wx_hi * d_hh
+        grad_attn[level] = k.wx_lo * dx_lo + k.wx_hi * dx_hi
+        # weights (1 − f, f) inside the map; pixel = location × size − 0.5
+        a_l = attn[level]
+        grad_loc[level, 0] = a_l * (torch.where(k.in_x_hi, dx_hi, 0) -
+                                    torch.where(k.in_x_lo, dx_lo, 0)) * w
+        grad_loc[level, 1] = a_l * (torch.where(k.in_y_hi, dy_hi, 0) -
+                                    torch.where(k.in_y_lo, dy_lo, 0)) * h
+    return _input_layout(grad_value, grad_loc, grad_attn, value.shape)
+
+
+def _input_layout(grad_value: Tensor, grad_loc: Tensor, grad_attn: Tensor,
+                  value_shape) -> Tuple[Tensor, Tensor, Tensor]:
+    """Gradients from the kernel layout back to the inputs' (as views; the
+    fake below gives the same strides, which compiled code relies on)."""
+    b, nv, heads, c = value_shape
+    if grad_value.numel():
+        grad_value = grad_value.view(b, heads, nv, c).permute(0, 2, 1, 3)
+    if grad_loc.numel():
+        grad_loc = grad_loc.permute(2, 4, 3, 0, 5, 1)  # B×Nq×heads×L×P×2
+        grad_attn = grad_attn.permute(1, 3, 2, 0, 4)  # B×Nq×heads×L×P
+    return grad_value, grad_loc, grad_attn
+
+
+@_sparse_backward.register_fake
+def _(grad_out, value, locations, attn, shapes, need_value, need_weights):
+    b, nv, heads, c = value.shape
+    _, nq, _, levels, points, _ = locations.shape
+    grad_value = value.new_empty(b * heads * nv, c) if need_value else value.new_empty(0)
+    grad_loc, grad_attn = locations.new_empty(0), attn.new_empty(0)
+    if need_weights:
+        grad_loc = locations.new_empty(levels, 2, b, heads, nq, points)
+        grad_attn = attn.new_empty(levels, b, heads, nq, points)
+    return _input_layout(grad_value, grad_loc, grad_attn, value.shape)
+
+
+def _setup_context(ctx, inputs, output) -> None:
+    value, locations, attn, shapes = inputs
+    ctx.save_for_backward(value, locations, attn)
+    ctx.shapes = shapes
+
+
+def _backward(ctx, grad_out: Tensor):
+    value, locations, attn = ctx.saved_tensors
+    need_value = ctx.needs_input_grad[0]
+    need_weights = ctx.needs_input_grad[1] or ctx.needs_input_grad[2]
+    grads = torch.ops.m2f_mm.ms_deform_attn_sparse_backward(
+        grad_out, value, locations, attn, ctx.shapes, need_value, need_weights)
+    grad_value, grad_loc, grad_attn = grads
+    return (grad_value if need_value else None,
+            grad_loc if need_weights else None,
+            grad_attn if need_weights else None, None)
+
+
+_sparse_forward.register_autograd(_backward, setup_context=_setup_context)
 
 
 class LevelCorners(NamedTuple):

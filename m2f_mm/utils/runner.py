@@ -11,6 +11,7 @@ from m2f_mm.datasets.class_counts import apply_class_counts, head_counts
 from m2f_mm.datasets.pipeline_errors import name_pipeline_errors
 from ..patches import allow_runner_checkpoint_globals, setup_cpu_distributed
 from .checkpoint import PARTIAL_KEY, check_covers, is_local, read_checkpoint
+from .compile import compile_network, compile_options
 from .determinism import (describe_deterministic_mode, prepare_deterministic,
                           relax_deterministic)
 from .errors import (CheckpointError, DataError, InputError, NonFiniteError,
@@ -48,7 +49,7 @@ class M2FRunner(Runner):
     deterministic run (``randomness.deterministic``) warns instead of
     stopping at an op without a deterministic kernel, and names it in the
     log (:mod:`m2f_mm.utils.determinism`). ``env_cfg.tf32`` sets TF32
-    (:mod:`m2f_mm.utils.tf32`)."""
+    (:mod:`m2f_mm.utils.tf32`); ``compile`` compiles the network."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -104,6 +105,24 @@ class M2FRunner(Runner):
         self._has_loaded = True
         self.logger.info(f'Load checkpoint from {filename}')
         return checkpoint
+
+    def _maybe_compile(self, target: str) -> None:
+        """The config's ``compile`` compiles the network modules (backbone,
+        neck, head) instead of mmengine's whole ``train_step``
+        (:mod:`m2f_mm.utils.compile`); ``target`` is ignored."""
+        options = compile_options(self.cfg.get('compile'))
+        if options is not None:
+            names = compile_network(self.model, options)
+            self.logger.info(f'torch.compile: {", ".join(names)} (the first '
+                             'iterations compile and run slower)')
+
+    def val(self) -> dict:
+        self._maybe_compile('val_step')
+        return super().val()
+
+    def test(self) -> dict:
+        self._maybe_compile('test_step')
+        return super().test()
 
     def build_dataloader(self, *args, **kwargs):  # called on the instance
         loader = Runner.build_dataloader(*args, **kwargs)

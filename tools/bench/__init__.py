@@ -12,6 +12,7 @@ Hugging Face's Mask2Former, on a seeded synthetic batch.
 ``report``         the Markdown tables and the whole benchmark run
 ``profiling``      our train step by stage and by op
 ``onnx_report``    onnxruntime CPU against our PyTorch inference
+``compiled``       our model under ``torch.compile`` against eager
 =================  ===========================================================
 """
 import os.path as osp

@@ -157,23 +157,31 @@ class MSDeformAttnPixelDecoder(BaseModule):
 
     def reference_points(self, shapes: List[Tuple[int, int]],
                          device: torch.device) -> Tensor:
-        """Pixel centres of every encoder level, normalised: (N, 2) as (x, y)."""
+        """Pixel centres of every encoder level, normalised: (N, 2) as (x, y);
+        cached per shapes and device, except inside ``torch.compile`` (there
+        they are a few ops of the graph, and a cache would add guards)."""
+        if torch.compiler.is_compiling():
+            return self._reference_points(shapes, device)
         key = (tuple(shapes), str(device))
         ref = self._ref_cache.get(key)
         if ref is None:
-            refs = []
-            for (h, w), lvl in zip(shapes, self.enc_level_ids):
-                s = self.strides[lvl]
-                ys = (torch.arange(h, device=device, dtype=torch.float32) + 0.5) * s
-                xs = (torch.arange(w, device=device, dtype=torch.float32) + 0.5) * s
-                yy, xx = torch.meshgrid(ys, xs, indexing='ij')
-                refs.append(torch.stack(
-                    [xx.reshape(-1) / (w * s), yy.reshape(-1) / (h * s)], -1))
-            ref = torch.cat(refs)
+            ref = self._reference_points(shapes, device)
             if len(self._ref_cache) > 32:
                 self._ref_cache.clear()
             self._ref_cache[key] = ref
         return ref
+
+    def _reference_points(self, shapes: List[Tuple[int, int]],
+                          device: torch.device) -> Tensor:
+        refs = []
+        for (h, w), lvl in zip(shapes, self.enc_level_ids):
+            s = self.strides[lvl]
+            ys = (torch.arange(h, device=device, dtype=torch.float32) + 0.5) * s
+            xs = (torch.arange(w, device=device, dtype=torch.float32) + 0.5) * s
+            yy, xx = torch.meshgrid(ys, xs, indexing='ij')
+            refs.append(torch.stack(
+                [xx.reshape(-1) / (w * s), yy.reshape(-1) / (h * s)], -1))
+        return torch.cat(refs)
 
     def forward(self, feats: Sequence[Tensor]) -> Tuple[Tensor, List[Tensor]]:
         if len(feats) != self.num_levels:

@@ -29,6 +29,10 @@ class SinePositionEmbedding(nn.Module):
 
     def forward(self, height: int, width: int, device: torch.device,
                 dtype: torch.dtype = torch.float32) -> Tensor:
+        if torch.compiler.is_compiling():
+            # traced, it is a few ops of the graph; a cache would be a side
+            # effect and a guard per entry
+            return self._compute(height, width, device).to(dtype)
         key = (height, width, str(device), dtype)
         pos = self._cache.get(key)
         if pos is None:
