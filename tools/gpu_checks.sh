@@ -14,7 +14,8 @@
 # Environment: SUITE_JOBS (pytest-xdist workers for the suite; default 0,
 # no xdist: the suite has not been checked under it), STEP_TIMEOUT (seconds
 # per step, default 600), SUITE_TIMEOUT (for the suite alone), BENCH_REPEATS
-# (default 5), BENCH_TF32 (set: also fp32 with TF32 on).
+# (default 5), BENCH_TF32 (set: also fp32 with TF32 on), BENCH_COMPILE (set:
+# also torch.compile against eager, train step and inference).
 set -uo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 OUT=${1:-$REPO/work_dirs/gpu_checks}
@@ -68,4 +69,6 @@ step bench "$PY" tools/benchmark.py "${BENCH[@]}"
 step bench "$PY" tools/benchmark.py "${BENCH[@]}" --amp bf16
 step bench "$PY" tools/benchmark.py "${BENCH[@]}" --amp fp16 --no-memory
 [ -n "${BENCH_TF32:-}" ] && step bench "$PY" tools/benchmark.py "${BENCH[@]}" --tf32 on --no-memory
+# torch.compile against eager, ours only (compiling takes minutes: last)
+[ -n "${BENCH_COMPILE:-}" ] && step bench "$PY" tools/benchmark.py "${BENCH[@]}" --compile --compile-train
 note "done"
