@@ -2,8 +2,9 @@
 category tables' things-first order, and each R-50 config runs one training
 and one test iteration (the head shrunk, images 64x96, crops 64x64) on data
 in its own layout (tests/zoo_data.py), evaluating with its own metrics. The
-R-101 and Swin configs differ from these in the backbone only; they are
-built by tests/test_datasets.py."""
+R-101 and Swin configs, which differ from these in the backbone (and the
+query count), run the same iteration, marked slow (a Swin-L is 200M
+parameters); tests/test_datasets.py builds them in the default suite."""
 import os
 import re
 
@@ -81,12 +82,32 @@ CONFIGS = ['cityscapes-panoptic', 'cityscapes-instance', 'ade20k-panoptic',
            'ade20k-instance', 'mapillary-panoptic', 'mapillary-semantic']
 
 
+OTHER_BACKBONES = sorted(
+    (name[len('mask2former_'):-len(f'_{kind}.py')], kind)
+    for kind in CONFIGS for name in os.listdir(os.path.join(REPO, 'configs'))
+    if name.endswith(f'_{kind}.py') and not name.startswith('mask2former_r50_'))
+
+
 @pytest.mark.parametrize('kind', CONFIGS)
 def test_r50_config_trains_and_tests_one_iteration(kind, tmp_path):
+    _train_and_test('r50', kind, tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('backbone,kind', OTHER_BACKBONES)
+def test_other_backbone_configs_train_and_test_one_iteration(backbone, kind, tmp_path):
+    _train_and_test(backbone, kind, tmp_path)
+
+
+def test_every_zoo_config_is_run_by_a_test():
+    assert len(OTHER_BACKBONES) == 14  # R-101, Swin-T/S/B/L (see the README)
+
+
+def _train_and_test(backbone, kind, tmp_path):
     from m2f_mm.utils.runner import build_runner
     root = tmp_path / 'data'
     _write(kind, str(root))
-    cfg = Config.fromfile(os.path.join(REPO, f'configs/mask2former_r50_{kind}.py'))
+    cfg = Config.fromfile(os.path.join(REPO, f'configs/mask2former_{backbone}_{kind}.py'))
     cfg = _shrink(cfg, root, tmp_path / 'work')
     runner = build_runner(cfg)
     runner.train()
