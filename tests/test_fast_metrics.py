@@ -150,7 +150,13 @@ def test_configs_use_the_fast_metrics():
              ['m2f_mm.FastCocoPanopticMetric', 'm2f_mm.FastCocoMetric']),
             ('_base_/datasets/coco_panoptic_lsj.py',
              ['m2f_mm.FastCocoPanopticMetric', 'm2f_mm.FastCocoMetric']),
-            ('_base_/datasets/coco_instance_lsj.py', ['m2f_mm.FastCocoMetric'])]:
+            ('_base_/datasets/coco_instance_lsj.py', ['m2f_mm.FastCocoMetric']),
+            ('quickstart/mask2former_r18_toy-panoptic-interleaved.py',
+             ['m2f_mm.FastCocoPanopticMetric', 'm2f_mm.FastCocoMetric']),
+            *[(f'_base_/datasets/{name}.py', ['m2f_mm.FastCocoPanopticMetric'])
+              for name in ('cityscapes_panoptic', 'ade20k_panoptic', 'mapillary_panoptic')],
+            *[(f'_base_/datasets/{name}.py', ['m2f_mm.FastCocoMetric'])
+              for name in ('cityscapes_instance', 'ade20k_instance')]]:
         cfg = Config.fromfile(osp.join(REPO, 'configs', name))
         for evaluators in (cfg.val_evaluator, cfg.test_evaluator):
             evaluators = evaluators if isinstance(evaluators, list) else [evaluators]

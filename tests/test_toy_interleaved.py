@@ -36,7 +36,8 @@ def test_files_interleave_things_and_stuff(toy_interleaved):
                                   for k, v in META.items()}
 
 
-def test_ground_truth_as_prediction_scores_100(toy_interleaved):
+@pytest.mark.parametrize('kind', ['m2f_mm.CocoPanopticMetric', 'm2f_mm.FastCocoPanopticMetric'])
+def test_ground_truth_as_prediction_scores_100(toy_interleaved, kind):
     """Labels -> category ids through category_ids: a wrong map (the file's
     order) would score the stuff as things and most segments as misses."""
     from mmdet.registry import METRICS
@@ -46,7 +47,7 @@ def test_ground_truth_as_prediction_scores_100(toy_interleaved):
     init_default_scope('mmdet')
     root = toy_interleaved
     metric = METRICS.build(dict(
-        type='m2f_mm.CocoPanopticMetric', ann_file=str(root / 'annotations/panoptic_val.json'),
+        type=kind, ann_file=str(root / 'annotations/panoptic_val.json'),
         seg_prefix=str(root / 'annotations/panoptic_val') + '/'))
     metric.dataset_meta = dict(META)
     label_of = {cat: label for label, cat in enumerate(META['category_ids'])}

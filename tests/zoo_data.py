@@ -31,9 +31,10 @@ def _scene(seed, cats):
     top[:H // 2] = True
     box = np.zeros((H, W), bool)
     box[20:44, 30:66] = True
-    segs = [(stuff[0][0] * 1000, stuff[0][0], 0, top & ~box),
-            (stuff[1][0] * 1000, stuff[1][0], 0, ~top & ~box),
-            (thing[0] * 1000 + 1, thing[0], 1, box)]
+    # segment id 0 is VOID in the PNGs (ADE20K's category ids start at 0)
+    segs = [((stuff[0][0] + 1) * 1000, stuff[0][0], 0, top & ~box),
+            ((stuff[1][0] + 1) * 1000, stuff[1][0], 0, ~top & ~box),
+            ((thing[0] + 1) * 1000 + 1, thing[0], 1, box)]
     ids = np.zeros((H, W), np.int64)
     for seg_id, _, _, m in segs:
         ids[m] = seg_id

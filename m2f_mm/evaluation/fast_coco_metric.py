@@ -7,11 +7,11 @@ from collections import OrderedDict
 from typing import Dict, List
 
 import numpy as np
-from mmdet.evaluation.metrics import CocoMetric as _MMDetCocoMetric
 from mmengine.fileio import get_local_path, load
 from mmengine.logging import MMLogger
 
 from m2f_mm.registry import METRICS
+from .coco_metric import CocoMetric
 
 # MMDet's names for COCOeval.stats
 _STATS = ('mAP', 'mAP_50', 'mAP_75', 'mAP_s', 'mAP_m', 'mAP_l')
@@ -40,9 +40,24 @@ def _detections(preds: List[dict], cat_ids: List[int], iou_type: str) -> List[di
     return dets
 
 
+def _hotcoco(data: dict):
+    """A hotcoco ``COCO`` of ``data`` (a COCO dict), and the map it needs
+    from the file's image ids to its own: ``None`` where the ids are
+    integers, else string id -> 1, 2, ... (hotcoco takes integers only)."""
+    from hotcoco import COCO
+    if all(isinstance(im['id'], int) for im in data['images']):
+        return COCO(data), None
+    ids = {im['id']: n for n, im in enumerate(data['images'], 1)}
+    data = dict(data, images=[dict(im, id=ids[im['id']]) for im in data['images']],
+                annotations=[dict(a, image_id=ids[a['image_id']])
+                             for a in data['annotations']])
+    return COCO(data), ids
+
+
 @METRICS.register_module()
-class FastCocoMetric(_MMDetCocoMetric):
-    """``mmdet.CocoMetric`` with the same arguments and results
+class FastCocoMetric(CocoMetric):
+    """:class:`CocoMetric` (MMDetection's, labels mapped through the
+    metainfo's ``category_ids``) with the same arguments and results
     (``coco/segm_mAP``, ``coco/segm_mAP_50``, ..., ``coco/bbox_mAP``, the
     per-class ``<class>_precision`` and tables), evaluated by hotcoco's
     ``COCOeval`` from the predictions in memory.
@@ -59,6 +74,7 @@ class FastCocoMetric(_MMDetCocoMetric):
         super().__init__(ann_file=ann_file, **kwargs)
         self.ann_file = ann_file
         self._hot_gt = None
+        self._hot_ids = None  # file image id -> hotcoco's, where they differ
 
     def _hotcoco_gt(self, gts):
         """The ground truth as a hotcoco ``COCO``: the annotation file, or
@@ -68,7 +84,10 @@ class FastCocoMetric(_MMDetCocoMetric):
             return self._hot_gt
         if self.ann_file is not None:
             with get_local_path(self.ann_file, backend_args=self.backend_args) as path:
-                self._hot_gt = COCO(path)
+                try:
+                    self._hot_gt = COCO(path)  # read in Rust: fast
+                except ValueError:  # string image ids
+                    self._hot_gt, self._hot_ids = _hotcoco(load(path))
             return self._hot_gt
         with tempfile.TemporaryDirectory() as tmp:
             path = self.gt_to_coco_json(gts, osp.join(tmp, 'results'))
@@ -77,7 +96,8 @@ class FastCocoMetric(_MMDetCocoMetric):
             self._coco_api = MMDetCOCO(path)
             # MMDet writes "licenses": null, which hotcoco refuses
             data = {k: v for k, v in load(path).items() if v is not None}
-            return COCO(data)  # the dataset's instances: not cached
+            coco, self._hot_ids = _hotcoco(data)
+            return coco  # the dataset's instances: not cached
 
     def compute_metrics(self, results: list) -> Dict[str, float]:
         """AP per ``metric`` (``bbox``, ``segm``), rounded as MMDet does.
@@ -102,12 +122,17 @@ class FastCocoMetric(_MMDetCocoMetric):
         for metric in self.metrics:
             logger.info(f'Evaluating {metric}...')
             dets = _detections(preds, self.cat_ids, metric)
+            img_ids = list(self.img_ids)
+            if self._hot_ids is not None:
+                img_ids = [self._hot_ids[i] for i in img_ids]
+                for det in dets:
+                    det['image_id'] = self._hot_ids[det['image_id']]
             if not dets:  # MMDet stops here as well (loadRes of nothing)
                 logger.error('The testing results of the whole dataset is empty.')
                 break
             coco_eval = COCOeval(coco_gt, coco_gt.load_res(dets), metric)
             coco_eval.params.catIds = list(self.cat_ids)
-            coco_eval.params.imgIds = list(self.img_ids)
+            coco_eval.params.imgIds = img_ids
             coco_eval.params.maxDets = list(self.proposal_nums)
             coco_eval.params.iouThrs = np.asarray(self.iou_thrs, np.float64)
             coco_eval.evaluate()

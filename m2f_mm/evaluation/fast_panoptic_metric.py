@@ -7,13 +7,13 @@ from typing import Dict, List, Optional, Sequence
 import mmcv
 import numpy as np
 from mmdet.evaluation.functional import INSTANCE_OFFSET
-from mmdet.evaluation.metrics import CocoPanopticMetric as _MMDetCocoPanopticMetric
 from mmdet.evaluation.metrics.coco_panoptic_metric import (parse_pq_results,
                                                            print_panoptic_table)
 from mmengine.fileio import get
 from mmengine.logging import MMLogger
 
 from m2f_mm.registry import METRICS
+from .panoptic_metric import CocoPanopticMetric, gt_png_samples
 from .rle import encode_segments
 
 
@@ -42,13 +42,14 @@ def pq_stat_from_images(images: List[dict], categories: Dict[int, dict]):
     from panopticapi.evaluation import PQStat
 
     imgs, gts, preds = [], [], []
-    for im in images:
-        imgs.append(dict(id=im['img_id'], height=im['height'], width=im['width']))
+    # hotcoco takes integer image ids only (cityscapesscripts' are strings)
+    for number, im in enumerate(images, 1):
+        imgs.append(dict(id=number, height=im['height'], width=im['width']))
         for seg in im['gt']:
             # hotcoco numbers annotations itself only when none has an id
-            gts.append(dict(seg, id=len(gts) + 1, image_id=im['img_id']))
+            gts.append(dict(seg, id=len(gts) + 1, image_id=number))
         for seg in im['pred']:
-            preds.append(dict(seg, image_id=im['img_id'], score=1.0))
+            preds.append(dict(seg, image_id=number, score=1.0))
     cats = [dict(id=int(k), name=str(v['name']), isthing=int(v['isthing']))
             for k, v in categories.items()]
     gt = COCO(dict(images=imgs, annotations=gts, categories=cats))
@@ -64,8 +65,9 @@ def pq_stat_from_images(images: List[dict], categories: Dict[int, dict]):
 
 
 @METRICS.register_module()
-class FastCocoPanopticMetric(_MMDetCocoPanopticMetric):
-    """``mmdet.CocoPanopticMetric`` with the same arguments and results
+class FastCocoPanopticMetric(CocoPanopticMetric):
+    """:class:`CocoPanopticMetric` (MMDetection's, labels mapped through the
+    metainfo's ``category_ids``) with the same arguments and results
     (``coco_panoptic/PQ``, ``PQ_th``, ``PQ_st``, ... and the tables),
     computed from the predicted maps in memory.
 
@@ -146,6 +148,7 @@ class FastCocoPanopticMetric(_MMDetCocoPanopticMetric):
         """
         if not self.in_memory:
             return super().process(data_batch, data_samples)
+        data_samples = gt_png_samples(data_samples, copy_prediction=False)
         label2cat = None
         if self._coco_api is not None:
             cat_ids = self._coco_api.get_cat_ids(cat_names=self.dataset_meta['classes'])
@@ -174,8 +177,9 @@ class FastCocoPanopticMetric(_MMDetCocoPanopticMetric):
             if isthing is None:
                 all_classes = per_class
         classwise = None
-        if self.classwise:
-            classwise = dict(zip(self.dataset_meta['classes'], all_classes.values()))
+        if self.classwise:  # named by category id: labels may not be in file order
+            classwise = {categories[cat_id]['name']: values
+                         for cat_id, values in all_classes.items()}
         print_panoptic_table(pq_results, classwise, logger=logger)
         metrics = parse_pq_results(pq_results)
         if self.classwise:

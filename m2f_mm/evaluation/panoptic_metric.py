@@ -1,6 +1,6 @@
 """MMDetection's CocoPanopticMetric, with per-class PQ in its results and
 labels mapped to category ids through the metainfo's ``category_ids``."""
-from typing import Dict, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 from mmdet.evaluation.metrics import CocoPanopticMetric as _MMDetCocoPanopticMetric
 
@@ -25,6 +25,28 @@ def use_label_order(api, category_ids: Sequence[int], where: str) -> None:
             return list(category_ids)
         return by_names(cat_names=cat_names, sup_names=sup_names, cat_ids=cat_ids)
     api.get_cat_ids = get_cat_ids
+
+
+def gt_png_samples(data_samples: Sequence[dict], copy_prediction: bool) -> List[dict]:
+    """The samples with ``img_path`` naming their ground-truth PNG, as
+    MMDetection's panoptic metric reads it (``basename(img_path)`` with
+    .jpg -> .png): a sample that records its ``seg_map_path`` (Cityscapes
+    names the PNG unlike its image) gets that name. ``copy_prediction``
+    copies the panoptic map, for MMDet's metric, which writes VOID into it
+    in place (a metric after it in the evaluator list would read that)."""
+    out = []
+    for sample in data_samples:
+        sample = dict(sample)
+        seg = sample.get('seg_map_path')
+        if seg:
+            sample['img_path'] = seg.rsplit('.', 1)[0] + '.png'
+        pred = sample.get('pred_panoptic_seg')
+        if copy_prediction and pred is not None:
+            pred = pred.to_dict() if hasattr(pred, 'to_dict') else dict(pred)
+            pred['sem_seg'] = pred['sem_seg'].clone()
+            sample['pred_panoptic_seg'] = pred
+        out.append(sample)
+    return out
 
 
 @METRICS.register_module()
@@ -54,14 +76,7 @@ class CocoPanopticMetric(_MMDetCocoPanopticMetric):
             use_label_order(self._coco_api, ids, 'CocoPanopticMetric ann_file')
 
     def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
-        # MMDet names the ground-truth PNG after the image (.jpg -> .png)
-        renamed = []
-        for sample in data_samples:
-            seg = sample.get('seg_map_path')
-            if seg:
-                sample = dict(sample, img_path=seg.rsplit('.', 1)[0] + '.png')
-            renamed.append(sample)
-        super().process(data_batch, renamed)
+        super().process(data_batch, gt_png_samples(data_samples, copy_prediction=True))
 
     def compute_metrics(self, results: list) -> Dict[str, float]:
         metrics = super().compute_metrics(results)
