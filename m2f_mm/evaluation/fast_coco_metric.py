@@ -4,14 +4,16 @@ JSON round trip and pycocotools' Python per-image loop."""
 import os.path as osp
 import tempfile
 from collections import OrderedDict
-from typing import Dict, List
+from typing import Dict, List, Sequence
 
 import numpy as np
+import torch
 from mmengine.fileio import get_local_path, load
 from mmengine.logging import MMLogger
 
 from m2f_mm.registry import METRICS
 from .coco_metric import CocoMetric
+from .rle import Kept, encode_masks, paused_gc, unwrap
 
 # MMDet's names for COCOeval.stats
 _STATS = ('mAP', 'mAP_50', 'mAP_75', 'mAP_s', 'mAP_m', 'mAP_l')
@@ -22,22 +24,33 @@ def _detections(preds: List[dict], cat_ids: List[int], iou_type: str) -> List[di
     them; segm results carry no box, so their area is the mask's (as MMDet)."""
     dets = []
     for pred in preds:
-        boxes = pred['bboxes']
+        img_id = pred['img_id']
+        cats = [cat_ids[label] for label in pred['labels'].tolist()]
         if iou_type == 'bbox':
+            boxes = pred['bboxes']
             xywh = np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], 1)
-            for box, score, label in zip(xywh.tolist(), pred['scores'].tolist(),
-                                         pred['labels'].tolist()):
-                dets.append(dict(image_id=pred['img_id'], bbox=box, score=score,
-                                 category_id=cat_ids[label]))
+            dets += [dict(image_id=img_id, bbox=box, score=score, category_id=cat)
+                     for box, score, cat in zip(xywh.tolist(), pred['scores'].tolist(), cats)]
             continue
         scores = pred.get('mask_scores', pred['scores']).tolist()
-        for rle, score, label in zip(pred['masks'], scores, pred['labels'].tolist()):
-            counts = rle['counts']
-            rle = dict(size=rle['size'], counts=counts.decode()
-                       if isinstance(counts, bytes) else counts)
-            dets.append(dict(image_id=pred['img_id'], segmentation=rle,
-                             score=score, category_id=cat_ids[label]))
+        dets += [dict(image_id=img_id, segmentation=_str_counts(rle), score=score,
+                      category_id=cat) for rle, score, cat in zip(pred['masks'], scores, cats)]
     return dets
+
+
+def _str_counts(rle: dict) -> dict:
+    counts = rle['counts']
+    return rle if isinstance(counts, str) else dict(size=rle['size'], counts=counts.decode())
+
+
+def _encoded(sample: dict) -> dict:
+    """``sample`` with its predicted masks encoded all at once (MMDet's
+    ``process`` keeps encoded masks as they are)."""
+    pred = sample['pred_instances']
+    masks = pred.get('masks') if isinstance(pred, dict) else None
+    if not isinstance(masks, torch.Tensor):
+        return sample
+    return dict(sample, pred_instances=dict(pred, masks=encode_masks(masks)))
 
 
 def _hotcoco(data: dict):
@@ -62,8 +75,9 @@ class FastCocoMetric(CocoMetric):
     per-class ``<class>_precision`` and tables), evaluated by hotcoco's
     ``COCOeval`` from the predictions in memory.
 
-    ``process`` is MMDet's (RLE-encoded masks, a few kB per image), so
-    results gather across processes as before. ``format_only`` and the
+    ``process`` is MMDet's (RLE-encoded masks, a few kB per image, here
+    encoded in one call per image), so results gather across processes as
+    before. ``format_only`` and the
     proposal metrics run MMDetection's code.
 
     Args:
@@ -99,6 +113,13 @@ class FastCocoMetric(CocoMetric):
             coco, self._hot_ids = _hotcoco(data)
             return coco  # the dataset's instances: not cached
 
+    def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
+        """MMDet's ``process``, each image's masks encoded in one call and
+        its results kept in a :class:`~m2f_mm.evaluation.rle.Kept`."""
+        start = len(self.results)
+        super().process(data_batch, [_encoded(s) for s in data_samples])
+        self.results[start:] = [Kept(r) for r in self.results[start:]]
+
     def compute_metrics(self, results: list) -> Dict[str, float]:
         """AP per ``metric`` (``bbox``, ``segm``), rounded as MMDet does.
 
@@ -108,8 +129,13 @@ class FastCocoMetric(CocoMetric):
         Returns:
             dict: MMDet's keys and values.
         """
+        results = unwrap(results)
         if self.format_only or not set(self.metrics) <= {'bbox', 'segm'}:
             return super().compute_metrics(results)
+        with paused_gc():
+            return self._hotcoco_metrics(results)
+
+    def _hotcoco_metrics(self, results: list) -> Dict[str, float]:
         from hotcoco import COCOeval
         logger = MMLogger.get_current_instance()
         gts, preds = zip(*results)

@@ -14,54 +14,14 @@ from mmengine.logging import MMLogger
 
 from m2f_mm.registry import METRICS
 from .panoptic_metric import CocoPanopticMetric, gt_png_samples
-from .rle import encode_segments
+from .pq_hotcoco import pq_stat_from_files, pq_stat_from_images
+from .rle import Kept, encode_segments, label_map_segments, paused_gc, unwrap
 
 
 def _rgb_to_ids(rgb: np.ndarray) -> np.ndarray:
     """COCO panoptic PNG colours (RGB) to segment ids: R + 256 G + 256² B."""
     rgb = rgb.astype(np.int32)
     return rgb[..., 0] + 256 * rgb[..., 1] + 65536 * rgb[..., 2]
-
-
-def pq_stat_from_images(images: List[dict], categories: Dict[int, dict]):
-    """Per-category PQ statistics of many images, matched by hotcoco.
-
-    Args:
-        images: per image, ``img_id``, ``height``, ``width``, ``gt`` (segments
-            with ``id``, ``category_id``, ``iscrowd``, ``area``,
-            ``segmentation``) and ``pred`` (segments with ``category_id``,
-            ``segmentation``): RLEs; pixels no GT segment covers are VOID.
-        categories: category id → COCO category dict (with ``isthing``).
-
-    Returns:
-        panopticapi.evaluation.PQStat: TP / FP / FN and summed IoU per
-        category, to average as panopticapi does.
-    """
-    from hotcoco import COCO
-    from hotcoco.panoptic import PanopticEval
-    from panopticapi.evaluation import PQStat
-
-    imgs, gts, preds = [], [], []
-    # hotcoco takes integer image ids only (cityscapesscripts' are strings)
-    for number, im in enumerate(images, 1):
-        imgs.append(dict(id=number, height=im['height'], width=im['width']))
-        for seg in im['gt']:
-            # hotcoco numbers annotations itself only when none has an id
-            gts.append(dict(seg, id=len(gts) + 1, image_id=number))
-        for seg in im['pred']:
-            preds.append(dict(seg, image_id=number, score=1.0))
-    cats = [dict(id=int(k), name=str(v['name']), isthing=int(v['isthing']))
-            for k, v in categories.items()]
-    gt = COCO(dict(images=imgs, annotations=gts, categories=cats))
-    evaluator = PanopticEval(gt, gt.load_res(preds) if preds else COCO(
-        dict(images=imgs, annotations=[], categories=cats)))
-    evaluator.evaluate()
-    stat = PQStat()
-    for cat_id, counts in evaluator.results()['per_class'].items():
-        one = stat.pq_per_cat[int(cat_id)]
-        one.tp, one.fp, one.fn = counts['tp'], counts['fp'], counts['fn']
-        one.iou = counts['iou']
-    return stat
 
 
 @METRICS.register_module()
@@ -71,14 +31,17 @@ class FastCocoPanopticMetric(CocoPanopticMetric):
     (``coco_panoptic/PQ``, ``PQ_th``, ``PQ_st``, ... and the tables),
     computed from the predicted maps in memory.
 
-    ``process`` keeps, per image, the run-length encoded GT and predicted
-    segments (a few kB), so results gather across processes as MMDet's do;
+    ``process`` keeps, per image, the run-length encoded predicted segments
+    (a few kB), so results gather across processes as MMDet's do;
     ``compute_metrics`` matches all images in one hotcoco call and averages
-    the per-category statistics with panopticapi's ``PQStat``. With
-    ``classwise=True`` the results also hold ``PQ_<class>``, ``SQ_<class>``,
-    ``RQ_<class>`` (percent). With ``outfile_prefix`` (test-server files,
-    ``format_only``) everything runs through MMDetection's code, which
-    writes the PNGs and the JSON; there the results hold no per-class keys.
+    the per-category statistics with panopticapi's ``PQStat``. With an
+    ``ann_file`` and a local ``seg_prefix`` hotcoco reads the ground-truth
+    PNGs itself (in Rust, in parallel) at ``compute_metrics``; otherwise
+    ``process`` reads and encodes them too. With ``classwise=True`` the
+    results also hold ``PQ_<class>``, ``SQ_<class>``, ``RQ_<class>``
+    (percent). With ``outfile_prefix`` (test-server files, ``format_only``)
+    everything runs through MMDetection's code, which writes the PNGs and
+    the JSON; there the results hold no per-class keys.
 
     Args:
         **kwargs: ``mmdet.CocoPanopticMetric``'s arguments.
@@ -112,18 +75,27 @@ class FastCocoPanopticMetric(CocoPanopticMetric):
                              area=int((ids == s['id']).sum())))
         return segs
 
+    def _gt_from_files(self) -> bool:
+        """Whether hotcoco reads the GT PNGs: from the annotation file's
+        segments, on a local disk."""
+        return (self._coco_api is not None and self.backend_args is None
+                and osp.isdir(self.seg_prefix))
+
     def _image_segments(self, sample: dict, label2cat) -> dict:
-        """One image's GT and predicted segments as RLEs."""
+        """One image's predicted segments as RLEs, and the GT's name (or,
+        where hotcoco does not read the PNGs, its segments as RLEs)."""
         num_classes = len(self.dataset_meta['classes'])
         pan = sample['pred_panoptic_seg']['sem_seg'].cpu().numpy()[0]
         ignore_index = sample['pred_panoptic_seg'].get('ignore_index', num_classes)
-        pred_ids = [int(i) for i in np.unique(pan)
-                    if i % INSTANCE_OFFSET not in (num_classes, ignore_index)]
+        pred_ids, rles = label_map_segments(pan, (num_classes, ignore_index),
+                                            INSTANCE_OFFSET)
         pred = [dict(category_id=label2cat[i % INSTANCE_OFFSET]
                      if label2cat else i % INSTANCE_OFFSET, segmentation=rle)
-                for i, rle in zip(pred_ids, encode_segments(pan, pred_ids))]
-
+                for i, rle in zip(pred_ids, rles)]
         segm_file = osp.basename(sample['img_path']).replace('.jpg', '.png')
+        if self._gt_from_files():
+            return dict(img_id=sample['img_id'], png=segm_file, pred=pred)
+
         path = osp.join(self.seg_prefix, segm_file)
         rgb = mmcv.imfrombytes(get(path, backend_args=self.backend_args),
                                flag='color', channel_order='rgb')
@@ -154,7 +126,7 @@ class FastCocoPanopticMetric(CocoPanopticMetric):
             cat_ids = self._coco_api.get_cat_ids(cat_names=self.dataset_meta['classes'])
             label2cat = dict(enumerate(cat_ids))
         for sample in data_samples:
-            self.results.append(self._image_segments(sample, label2cat))
+            self.results.append(Kept(self._image_segments(sample, label2cat)))
 
     def compute_metrics(self, results: list) -> Dict[str, float]:
         """PQ, SQ, RQ overall, for things and for stuff (percent).
@@ -170,7 +142,13 @@ class FastCocoPanopticMetric(CocoPanopticMetric):
         logger = MMLogger.get_current_instance()
         categories = self._categories()
         self.categories = categories
-        stat = pq_stat_from_images(results, categories)
+        results = unwrap(results)
+        with paused_gc():
+            if results and 'gt' not in results[0]:
+                stat = pq_stat_from_files(results, self._coco_api, self.seg_prefix,
+                                          categories)
+            else:
+                stat = pq_stat_from_images(results, categories)
         pq_results = {}
         for name, isthing in (('All', None), ('Things', True), ('Stuff', False)):
             pq_results[name], per_class = stat.pq_average(categories, isthing=isthing)
