@@ -23,10 +23,10 @@ class Kept:
         self.value = value
 
     def __getstate__(self):
-        return self.value
+        return (self.value,)  # never false: pickle skips __setstate__ for a false state
 
-    def __setstate__(self, value) -> None:
-        self.value = value
+    def __setstate__(self, state) -> None:
+        self.value = state[0]
 
 
 @contextlib.contextmanager
