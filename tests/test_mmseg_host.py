@@ -356,7 +356,11 @@ def test_semantic_configs_build(name, num_classes, crop, iters):
     assert model.num_classes == model.out_channels == head.num_classes == num_classes
     assert head.num_queries == 100 and len(head.transformer_decoder.layers) == 9
     assert head.criterion.num_points == 12544 and head.criterion.class_weight[-1] == 0.1
-    assert model.backbone.norm_eval  # frozen BN, as in the paper
+    # the original's BN: frozen on ADE20K; trained and synchronised on Cityscapes
+    cityscapes = 'cityscapes' in name
+    assert model.backbone.norm_eval != cityscapes
+    assert (cfg.model.backbone.norm_cfg.type == 'SyncBN') == cityscapes
+    assert cfg.model.backbone.norm_cfg.requires_grad == cityscapes
     assert cfg.model.data_preprocessor.size == crop
     assert cfg.train_cfg.max_iters == iters and cfg.param_scheduler[0].end == iters
     assert cfg.param_scheduler[0].type == 'PolyLR' and cfg.param_scheduler[0].power == 0.9

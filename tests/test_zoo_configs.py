@@ -119,3 +119,19 @@ def _train_and_test(backbone, kind, tmp_path):
         assert 'coco/segm_mAP' in metrics
     else:
         assert 'mIoU' in metrics
+
+
+@pytest.mark.parametrize('kind', CONFIGS + ['cityscapes-semantic'])
+def test_resnet_norm_is_the_originals(kind):
+    """The original trains the ResNet's BN on Cityscapes, synchronised
+    (RESNETS.NORM "SyncBN"), and keeps it frozen on ADE20K and Mapillary
+    Vistas (detectron2's FrozenBN); the R-101 configs inherit it."""
+    for depth in ('r50', 'r101'):
+        path = os.path.join(REPO, f'configs/mask2former_{depth}_{kind}.py')
+        if not os.path.exists(path):
+            continue
+        backbone = Config.fromfile(path).model.backbone
+        cityscapes = kind.startswith('cityscapes')
+        assert backbone.norm_cfg == dict(type='SyncBN' if cityscapes else 'BN',
+                                         requires_grad=cityscapes), path
+        assert backbone.norm_eval == (not cityscapes), path
