@@ -44,6 +44,19 @@ def _assert_same(ref, ours):
             assert abs(ref[key] - ours[key]) <= 1e-9, (key, ref[key], ours[key])
 
 
+def _slow_equals_fast(slow_type, cfg, root, meta, samples):
+    """The slow metric, then the fast one (``Fast`` + its name), on the same
+    samples with classwise results: equal to 1e-9. Returns the fast one's."""
+    results = []
+    for kind in (slow_type, slow_type.replace('m2f_mm.', 'm2f_mm.Fast')):
+        metric = _build(cfg.val_evaluator, root, cfg.data_root, meta, type=kind,
+                        classwise=True)
+        metric.process({}, samples)
+        results.append(metric.evaluate(len(samples)))
+    _assert_same(*results)
+    return results[1]
+
+
 def _panoptic_samples(root, layout, meta):
     """Predictions from the GT, shifted 3 px, a third of the things given
     another thing's label, one stuff region relabelled."""
@@ -81,15 +94,8 @@ def test_panoptic_fast_equals_slow_on_zoo_layouts(layout, tmp_path):
     samples = _panoptic_samples(str(tmp_path), layout, meta)
     if layout == 'cityscapes':
         assert isinstance(samples[0]['img_id'], str)  # cityscapesscripts' ids
-    results = {}
     # the slow one first, on the very samples the fast one reads after it
-    for kind in ('m2f_mm.CocoPanopticMetric', 'm2f_mm.FastCocoPanopticMetric'):
-        metric = _build(cfg.val_evaluator, tmp_path, cfg.data_root, meta,
-                        type=kind, classwise=True)
-        metric.process({}, samples)
-        results[kind] = metric.evaluate(len(samples))
-    slow, fast = results.values()
-    _assert_same(slow, fast)
+    fast = _slow_equals_fast('m2f_mm.CocoPanopticMetric', cfg, tmp_path, meta, samples)
     assert 0 < fast['coco_panoptic/PQ_th'] < 100 and 0 < fast['coco_panoptic/PQ_st'] < 100
     # a category named by the dataset's own table (an interleaved id)
     thing_name = meta['thing_classes'][0]
@@ -146,12 +152,5 @@ def test_mask_ap_fast_equals_slow_on_zoo_layouts(layout, tmp_path):
             json.dump(ann, f)
     meta = dict(cfg.metainfo)
     samples = _instance_samples(str(tmp_path), ann_file, meta)
-    results = {}
-    for kind in ('m2f_mm.CocoMetric', 'm2f_mm.FastCocoMetric'):
-        metric = _build(cfg.val_evaluator, tmp_path, cfg.data_root, meta,
-                        type=kind, classwise=True)
-        metric.process({}, samples)
-        results[kind] = metric.evaluate(len(samples))
-    slow, fast = results.values()
-    _assert_same(slow, fast)
+    fast = _slow_equals_fast('m2f_mm.CocoMetric', cfg, tmp_path, meta, samples)
     assert 0 < fast['coco/segm_mAP'] < 1
