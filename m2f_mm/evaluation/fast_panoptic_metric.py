@@ -7,10 +7,7 @@ from typing import Dict, List, Optional, Sequence
 import mmcv
 import numpy as np
 from mmdet.evaluation.functional import INSTANCE_OFFSET
-from mmdet.evaluation.metrics.coco_panoptic_metric import (parse_pq_results,
-                                                           print_panoptic_table)
 from mmengine.fileio import get
-from mmengine.logging import MMLogger
 
 from m2f_mm.registry import METRICS
 from .panoptic_metric import CocoPanopticMetric, gt_png_samples
@@ -50,15 +47,6 @@ class FastCocoPanopticMetric(CocoPanopticMetric):
     def __init__(self, outfile_prefix: Optional[str] = None, **kwargs) -> None:
         super().__init__(outfile_prefix=outfile_prefix, **kwargs)
         self.in_memory = outfile_prefix is None
-
-    def _categories(self) -> Dict[int, dict]:
-        """Category id → dict, as MMDet evaluates them: the annotation
-        file's, else the class indices with ``isthing`` from the metainfo."""
-        if self._coco_api is not None:
-            return self.categories
-        meta = self.dataset_meta
-        return {i: dict(id=i, name=name, isthing=int(name in meta['thing_classes']))
-                for i, name in enumerate(meta['classes'])}
 
     def _gt_segments(self, sample: dict, ids: np.ndarray) -> List[dict]:
         """The GT segments of one image, as MMDet's metric reads them."""
@@ -139,9 +127,7 @@ class FastCocoPanopticMetric(CocoPanopticMetric):
         """
         if not self.in_memory:
             return super().compute_metrics(results)
-        logger = MMLogger.get_current_instance()
         categories = self._categories()
-        self.categories = categories
         results = unwrap(results)
         with paused_gc():
             if results and 'gt' not in results[0]:
@@ -149,20 +135,4 @@ class FastCocoPanopticMetric(CocoPanopticMetric):
                                           categories)
             else:
                 stat = pq_stat_from_images(results, categories)
-        pq_results = {}
-        for name, isthing in (('All', None), ('Things', True), ('Stuff', False)):
-            pq_results[name], per_class = stat.pq_average(categories, isthing=isthing)
-            if isthing is None:
-                all_classes = per_class
-        classwise = None
-        if self.classwise:  # named by category id: labels may not be in file order
-            classwise = {categories[cat_id]['name']: values
-                         for cat_id, values in all_classes.items()}
-        print_panoptic_table(pq_results, classwise, logger=logger)
-        metrics = parse_pq_results(pq_results)
-        if self.classwise:
-            for cat_id, values in all_classes.items():
-                name = categories[cat_id]['name']
-                for key in ('pq', 'sq', 'rq'):
-                    metrics[f'{key.upper()}_{name}'] = 100 * values[key]
-        return metrics
+        return self._pq_report(stat)

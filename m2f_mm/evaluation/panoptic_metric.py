@@ -3,6 +3,9 @@ labels mapped to category ids through the metainfo's ``category_ids``."""
 from typing import Dict, List, Optional, Sequence
 
 from mmdet.evaluation.metrics import CocoPanopticMetric as _MMDetCocoPanopticMetric
+from mmdet.evaluation.metrics.coco_panoptic_metric import (parse_pq_results,
+                                                           print_panoptic_table)
+from mmengine.logging import MMLogger
 
 from m2f_mm.registry import METRICS
 
@@ -61,7 +64,9 @@ class CocoPanopticMetric(_MMDetCocoPanopticMetric):
     (Cityscapes names it unlike its image).
 
     Per-class values come from the per-batch PQ statistics, so they need the
-    default mode (no ``outfile_prefix``); with one, only the table is printed.
+    default mode (no ``outfile_prefix``); with one, MMDet's code computes
+    and prints everything (its per-class table pairs the metainfo's class
+    order with the file's: wrong names where things and stuff interleave).
     """
 
     @property
@@ -78,15 +83,41 @@ class CocoPanopticMetric(_MMDetCocoPanopticMetric):
     def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
         super().process(data_batch, gt_png_samples(data_samples, copy_prediction=True))
 
-    def compute_metrics(self, results: list) -> Dict[str, float]:
-        metrics = super().compute_metrics(results)
-        if self.classwise and self.tmp_dir is not None and results:
-            stat = results[0]
-            for more in results[1:]:
-                stat += more
-            _, per_class = stat.pq_average(self.categories, isthing=None)
-            for cat_id, values in per_class.items():
-                name = self.categories[cat_id]['name']
-                for key in ('pq', 'sq', 'rq'):
-                    metrics[f'{key.upper()}_{name}'] = 100 * values[key]
+    def _categories(self) -> Dict[int, dict]:
+        """Category id → dict, as MMDet evaluates them: the annotation
+        file's, else the class indices with ``isthing`` from the metainfo."""
+        if self._coco_api is not None:
+            return self._coco_api.cats
+        meta = self.dataset_meta
+        return {i: dict(id=i, name=name, isthing=int(name in meta['thing_classes']))
+                for i, name in enumerate(meta['classes'])}
+
+    def _pq_report(self, stat) -> Dict[str, float]:
+        """MMDet's tables and keys from summed PQ statistics, the classwise
+        ones named by category id (MMDet pairs the metainfo's class order
+        with the file's, which differ where things and stuff interleave)."""
+        categories = self.categories = self._categories()
+        pq_results = {}
+        for name, isthing in (('All', None), ('Things', True), ('Stuff', False)):
+            pq_results[name], per_class = stat.pq_average(categories, isthing=isthing)
+            if isthing is None:
+                all_classes = per_class
+        classwise = None
+        if self.classwise:
+            classwise = {categories[cat_id]['name']: values
+                         for cat_id, values in all_classes.items()}
+        print_panoptic_table(pq_results, classwise, logger=MMLogger.get_current_instance())
+        metrics = parse_pq_results(pq_results)
+        for name, values in (classwise or {}).items():
+            for key in ('pq', 'sq', 'rq'):
+                metrics[f'{key.upper()}_{name}'] = 100 * values[key]
         return metrics
+
+    def compute_metrics(self, results: list) -> Dict[str, float]:
+        if self.tmp_dir is None:  # outfile_prefix: MMDet's files and tables
+            return super().compute_metrics(results)
+        from panopticapi.evaluation import PQStat
+        stat = PQStat()
+        for one in results:  # each batch's statistics, as MMDet sums them
+            stat += one
+        return self._pq_report(stat)
