@@ -112,6 +112,52 @@ def test_mask_and_box_ap_equal_mmdet(coco_set):
     _assert_same(ref, ours)
 
 
+@pytest.mark.parametrize('items', [['mAP', 'AR@100', 'AR_s@1000', 'AR_l@1000'], []])
+def test_metric_items_equal_mmdet(coco_set, items):
+    """MMDet accepts all twelve COCOeval names (the AR ones too); an empty
+    list gives no keys."""
+    from mmdet.evaluation.metrics import CocoMetric
+
+    from m2f_mm.evaluation import FastCocoMetric
+    meta = dict(classes=coco_set['dataset_meta']['thing_classes'])
+    kwargs = dict(ann_file=coco_set['instances_json'], metric=['bbox', 'segm'],
+                  metric_items=items)
+    ref = _run(CocoMetric(**kwargs), meta, coco_set['batches'])
+    ours = _run(FastCocoMetric(**kwargs), meta, coco_set['batches'])
+    assert len(ours) == 2 * len(items)
+    _assert_same(ref, ours)
+
+
+def test_box_sizes_in_float64_as_mmdet(tmp_path):
+    """x2 - x1 of float32 boxes taken in float64, as MMDet's xyxy2xywh: a box
+    32.0000015 wide in float64 is 32.0 in float32, which would move it from
+    'medium' to 'small'."""
+    import json
+
+    import torch
+    from mmdet.evaluation.metrics import CocoMetric
+
+    from m2f_mm.evaluation import FastCocoMetric
+    x1, x2 = np.float32(0.7151893377304077), np.float32(32.71519088745117)
+    assert float(x2 - x1) == 32.0 and float(x2) - float(x1) > 32.0
+    gt = dict(images=[dict(id=1, width=200, height=200, file_name='a.jpg')],
+              categories=[dict(id=1, name='a')],
+              annotations=[dict(id=1, image_id=1, category_id=1, iscrowd=0, area=100.,
+                                bbox=[100, 100, 10, 10])])
+    (tmp_path / 'gt.json').write_text(json.dumps(gt))
+    boxes = torch.tensor([[float(x1), 0, float(x2), 32], [100, 100, 110, 110]])
+    sample = dict(img_id=1, ori_shape=(200, 200), pred_instances=dict(
+        bboxes=boxes, scores=torch.tensor([0.9, 0.5]), labels=torch.tensor([0, 0])))
+    results = []
+    for cls in (CocoMetric, FastCocoMetric):
+        metric = cls(ann_file=str(tmp_path / 'gt.json'), metric='bbox')
+        metric.dataset_meta = dict(classes=('a',))
+        metric.process({}, [sample])
+        results.append(metric.evaluate(1))
+    assert results[0]['coco/bbox_mAP_s'] == 1.0
+    _assert_same(*results)
+
+
 def test_all_twelve_mask_ap_stats_equal_pycocotools(coco_set, tmp_path):
     """Unrounded: hotcoco's 12 COCOeval stats against pycocotools'."""
     import copy

@@ -15,8 +15,10 @@ from m2f_mm.registry import METRICS
 from .coco_metric import CocoMetric
 from .rle import Kept, encode_masks, paused_gc, unwrap
 
-# MMDet's names for COCOeval.stats
-_STATS = ('mAP', 'mAP_50', 'mAP_75', 'mAP_s', 'mAP_m', 'mAP_l')
+# MMDet's names for COCOeval.stats, in their order (the AR names are fixed
+# whatever proposal_nums says, as in MMDet)
+_STATS = ('mAP', 'mAP_50', 'mAP_75', 'mAP_s', 'mAP_m', 'mAP_l', 'AR@100', 'AR@300',
+          'AR@1000', 'AR_s@1000', 'AR_m@1000', 'AR_l@1000')
 
 
 def _detections(preds: List[dict], cat_ids: List[int], iou_type: str) -> List[dict]:
@@ -27,7 +29,7 @@ def _detections(preds: List[dict], cat_ids: List[int], iou_type: str) -> List[di
         img_id = pred['img_id']
         cats = [cat_ids[label] for label in pred['labels'].tolist()]
         if iou_type == 'bbox':
-            boxes = pred['bboxes']
+            boxes = np.asarray(pred['bboxes'], np.float64)  # MMDet subtracts in float64
             xywh = np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], 1)
             dets += [dict(image_id=img_id, bbox=box, score=score, category_id=cat)
                      for box, score, cat in zip(xywh.tolist(), pred['scores'].tolist(), cats)]
@@ -166,7 +168,7 @@ class FastCocoMetric(CocoMetric):
             coco_eval.summarize()
             if self.classwise:
                 self._classwise(coco_eval.eval['precision'], out, logger)
-            items = self.metric_items or _STATS
+            items = _STATS[:6] if self.metric_items is None else self.metric_items
             for item in items:
                 if item not in _STATS:
                     raise KeyError(f'metric item "{item}" is not supported')
