@@ -63,13 +63,23 @@ def test_generated_set_has_the_hard_cases(coco_set):
                for b in coco_set['batches'] for s in b)  # an empty prediction
 
 
-@pytest.mark.parametrize('with_ann_file', [True, False])
-def test_panoptic_equals_mmdet(coco_set, with_ann_file):
+@pytest.mark.parametrize('case', ['ann_file', 'ann_file+backend_args', 'dataset',
+                                  'dataset, a PNG id unlisted'])
+def test_panoptic_equals_mmdet(coco_set, case):
+    """With the annotation file or the dataset's segments as GT; through
+    mmengine's file backends (the PNGs copied for hotcoco); a segment the
+    dataset dropped from segments_info (MMDet's CocoPanopticDataset drops
+    those of no area) but whose id the PNG still holds: not VOID, as in
+    panopticapi."""
     from m2f_mm.evaluation import CocoPanopticMetric, FastCocoPanopticMetric
     kwargs = dict(seg_prefix=coco_set['seg_prefix'], classwise=True)
-    if with_ann_file:
+    if case.startswith('ann_file'):
         kwargs['ann_file'] = coco_set['panoptic_json']
+    if case.endswith('backend_args'):
+        kwargs['backend_args'] = dict(backend='local')
     meta, batches = coco_set['dataset_meta'], coco_set['batches']
+    if case.endswith('unlisted'):
+        batches = [[dict(s, segments_info=s['segments_info'][1:]) for s in b] for b in batches]
     ref = _run(CocoPanopticMetric(**kwargs), meta, batches)
     ours = _run(FastCocoPanopticMetric(**kwargs), meta, batches)
     assert len(ref) == 9 + 3 * 133  # overall / things / stuff and per class

@@ -1,25 +1,30 @@
-"""Panoptic-quality statistics by hotcoco, in panopticapi's ``PQStat``: from
-ground truth and predictions as RLEs, or with the ground truth read by
-hotcoco from the COCO panoptic JSON and its PNGs (in Rust, in parallel)."""
-from typing import Dict, List
+"""Panoptic-quality statistics by hotcoco, in panopticapi's ``PQStat``: the
+ground truth read by hotcoco from the COCO panoptic PNGs (in Rust, in
+parallel) with segments as panopticapi reads them, the predictions as RLEs."""
+import contextlib
+import os
+import os.path as osp
+import tempfile
+from typing import Dict, Iterator, List, Optional, Sequence
+
+from mmengine.fileio import get
 
 
-def _categories(categories: Dict[int, dict]) -> List[dict]:
-    return [dict(id=int(k), name=str(v['name']), isthing=int(v['isthing']))
-            for k, v in categories.items()]
-
-
-def _predictions(images: List[dict], imgs: List[dict], cats: List[dict]):
-    """The predicted segments of ``images`` as a hotcoco ``COCO``; image i
-    is numbered ``i + 1`` (hotcoco takes integer ids only, and
-    cityscapesscripts' are strings)."""
-    from hotcoco import COCO
-    preds = [dict(seg, image_id=number, score=1.0)
-             for number, im in enumerate(images, 1) for seg in im['pred']]
-    if not preds:
-        return COCO(dict(images=imgs, annotations=[], categories=cats))
-    gt_like = COCO(dict(images=imgs, annotations=[], categories=cats))
-    return gt_like.load_res(preds)
+@contextlib.contextmanager
+def local_folder(folder: str, names: Sequence[str],
+                 backend_args: Optional[dict] = None) -> Iterator[str]:
+    """``folder`` itself where it is a local directory read without
+    ``backend_args``; else a temporary directory holding a copy of each of
+    ``names`` fetched from it through mmengine's file backends (as MMDet
+    reads the PNGs), removed afterwards."""
+    if backend_args is None and osp.isdir(folder):
+        yield folder
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in set(names):
+            with open(osp.join(tmp, name), 'wb') as f:
+                f.write(get(osp.join(folder, name), backend_args=backend_args))
+        yield tmp
 
 
 def _pq_stat(evaluator):
@@ -33,14 +38,21 @@ def _pq_stat(evaluator):
     return stat
 
 
-def pq_stat_from_images(images: List[dict], categories: Dict[int, dict]):
-    """Per-category PQ statistics of many images, matched by hotcoco.
+def pq_stat(images: List[dict], api, gt_folder: str, categories: Dict[int, dict]):
+    """Per-category PQ statistics of many images, matched by hotcoco as
+    panopticapi matches them (its PNG form: pixels of id 0 are VOID, a GT
+    segment's area is the annotation's where it states one).
 
     Args:
-        images: per image, ``height``, ``width``, ``gt`` (segments with
-            ``id``, ``category_id``, ``iscrowd``, ``area``, ``segmentation``)
-            and ``pred`` (segments with ``category_id``, ``segmentation``):
-            RLEs; pixels no GT segment covers are VOID.
+        images: per image, ``img_id`` (the dataset's), ``height``, ``width``,
+            ``png`` (the GT PNG's name in ``gt_folder``), ``pred`` (segments
+            with ``category_id`` and an RLE ``segmentation``) and, without
+            ``api``, ``gt`` (segments with ``id``, ``category_id``,
+            ``iscrowd``; their areas are counted in the PNG).
+        api: MMDetection's ``COCOPanoptic`` of the annotation file, whose
+            segments are the GT of each ``img_id`` (none for an image it
+            lacks, as in MMDet), or None.
+        gt_folder: a local directory with the GT PNGs.
         categories: category id → COCO category dict (with ``isthing``).
 
     Returns:
@@ -49,39 +61,23 @@ def pq_stat_from_images(images: List[dict], categories: Dict[int, dict]):
     """
     from hotcoco import COCO
     from hotcoco.panoptic import PanopticEval
-    imgs, gts = [], []
+    imgs, anns, preds = [], [], []
+    # hotcoco takes integer image ids only (cityscapesscripts' are strings)
     for number, im in enumerate(images, 1):
-        imgs.append(dict(id=number, height=im['height'], width=im['width']))
-        for seg in im['gt']:
-            # hotcoco numbers annotations itself only when none has an id
-            gts.append(dict(seg, id=len(gts) + 1, image_id=number))
-    cats = _categories(categories)
-    gt = COCO(dict(images=imgs, annotations=gts, categories=cats))
-    return _pq_stat(PanopticEval(gt, _predictions(images, imgs, cats)))
-
-
-def pq_stat_from_files(images: List[dict], api, gt_folder: str,
-                       categories: Dict[int, dict]):
-    """As :func:`pq_stat_from_images`, the ground truth read by hotcoco
-    from the PNGs in ``gt_folder`` and the segments of MMDetection's
-    ``COCOPanoptic`` ``api`` (the annotation file), as panopticapi reads
-    them.
-
-    Args:
-        images: per image, ``img_id`` (the file's), ``png`` (the GT PNG's
-            name in ``gt_folder``) and ``pred`` (segments with
-            ``category_id``, ``segmentation`` RLEs).
-    """
-    from hotcoco.panoptic import PanopticEval
-    imgs, anns = [], []
-    for number, im in enumerate(images, 1):
-        info = api.imgs[im['img_id']]
-        imgs.append(dict(id=number, height=info['height'], width=info['width'],
-                         file_name=info['file_name']))
-        segments = [dict(id=s['id'], category_id=s['category_id'], iscrowd=s['iscrowd'],
-                         area=s['area'], bbox=s.get('bbox', [0, 0, 0, 0]))
-                    for s in api.imgToAnns[im['img_id']]]
+        imgs.append(dict(id=number, height=im['height'], width=im['width'],
+                         file_name=im['png']))
+        if api is None:
+            segments = im['gt']
+        else:
+            segments = [dict(id=s['id'], category_id=s['category_id'], iscrowd=s['iscrowd'],
+                             area=s['area'], bbox=s.get('bbox', [0, 0, 0, 0]))
+                        for s in api.imgToAnns.get(im['img_id'], [])]
         anns.append(dict(image_id=number, file_name=im['png'], segments_info=segments))
-    cats = _categories(categories)
+        preds += [dict(seg, image_id=number, score=1.0) for seg in im['pred']]
+    cats = [dict(id=int(k), name=str(v['name']), isthing=int(v['isthing']))
+            for k, v in categories.items()]
     gt = dict(images=imgs, annotations=anns, categories=cats)
-    return _pq_stat(PanopticEval(gt, _predictions(images, imgs, cats), gt_folder=gt_folder))
+    pred = COCO(dict(images=imgs, annotations=[], categories=cats))
+    if preds:
+        pred = pred.load_res(preds)
+    return _pq_stat(PanopticEval(gt, pred, gt_folder=gt_folder))
