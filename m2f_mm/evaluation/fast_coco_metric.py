@@ -3,6 +3,7 @@
 JSON round trip and pycocotools' Python per-image loop."""
 import os.path as osp
 import tempfile
+import warnings
 from collections import OrderedDict
 from typing import Dict, List, Sequence
 
@@ -165,7 +166,9 @@ class FastCocoMetric(CocoMetric):
             coco_eval.params.iouThrs = np.asarray(self.iou_thrs, np.float64)
             coco_eval.evaluate()
             coco_eval.accumulate()
-            coco_eval.summarize()
+            with warnings.catch_warnings():  # pycocotools prints these lines silently
+                warnings.filterwarnings('ignore', r'hotcoco: (max_dets|iou_thrs) differ')
+                coco_eval.summarize()
             if self.classwise:
                 self._classwise(coco_eval.eval['precision'], out, logger)
             items = _STATS[:6] if self.metric_items is None else self.metric_items

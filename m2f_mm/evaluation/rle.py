@@ -97,8 +97,8 @@ def label_map_segments(id_map: np.ndarray, drop: Sequence[int],
 def encode_masks(masks: torch.Tensor) -> List[dict]:
     """COCO RLEs of ``(N, H, W)`` masks in one call, equal to MMDetection's
     ``encode_mask_results`` (which copies and encodes mask by mask): a
-    non-bool mask is cast to uint8 as it casts it, and any non-zero value
-    is foreground.
+    non-bool mask is cast to uint8 as it casts it (a float 0.7 becomes 0),
+    and any non-zero value after that cast is foreground.
 
     Returns:
         list of dict: one RLE per mask, ``counts`` a str.
