@@ -7,7 +7,6 @@ from typing import Iterator, List, Sequence, Tuple
 
 import numpy as np
 import torch
-from hotcoco import mask as mask_util  # pycocotools' RLEs, any memory layout
 
 
 class Kept:
@@ -54,6 +53,8 @@ def _encode(masks: np.ndarray) -> List[dict]:
     """RLEs of ``(K, H, W)`` bool masks, ``counts`` as str."""
     if not len(masks):
         return []
+    # imported here: `import m2f_mm` works without hotcoco (only these metrics need it)
+    from hotcoco import mask as mask_util  # pycocotools' RLEs, any memory layout
     rles = mask_util.encode(masks.transpose(1, 2, 0))  # (H, W, K)
     for rle in rles:
         rle['counts'] = rle['counts'].decode()
