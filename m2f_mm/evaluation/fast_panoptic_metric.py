@@ -39,10 +39,11 @@ class FastCocoPanopticMetric(CocoPanopticMetric):
         super().__init__(outfile_prefix=outfile_prefix, **kwargs)
         self.in_memory = outfile_prefix is None
 
-    def _image_segments(self, sample: dict, label2cat) -> dict:
+    def _image_segments(self, sample: dict, label2cat, categories) -> dict:
         """One image's predicted segments as RLEs, its GT PNG's name and
         size, and, without an annotation file, its GT segments as MMDet's
-        metric takes them from the sample."""
+        metric takes them from the sample (``categories``: label → COCO
+        category dict; ``label2cat``: label → category id, or None)."""
         num_classes = len(self.dataset_meta['classes'])
         pan = sample['pred_panoptic_seg']['sem_seg'].cpu().numpy()[0]
         ignore_index = sample['pred_panoptic_seg'].get('ignore_index', num_classes)
@@ -56,9 +57,8 @@ class FastCocoPanopticMetric(CocoPanopticMetric):
                    png=osp.basename(sample['img_path']).replace('.jpg', '.png'),
                    pred=pred)
         if self._coco_api is None:
-            cats = self._categories()
             out['gt'] = [dict(id=s['id'], category_id=s['category'],
-                              iscrowd=int(bool(cats[s['category']]['isthing'])
+                              iscrowd=int(bool(categories[s['category']]['isthing'])
                                           and not s['is_thing']))
                          for s in sample['segments_info']]
         return out
@@ -78,8 +78,9 @@ class FastCocoPanopticMetric(CocoPanopticMetric):
         if self._coco_api is not None:
             cat_ids = self._coco_api.get_cat_ids(cat_names=self.dataset_meta['classes'])
             label2cat = dict(enumerate(cat_ids))
+        categories = self._categories()  # once a batch, not an image
         for sample in data_samples:
-            self.results.append(Kept(self._image_segments(sample, label2cat)))
+            self.results.append(Kept(self._image_segments(sample, label2cat, categories)))
 
     def compute_metrics(self, results: list) -> Dict[str, float]:
         """PQ, SQ, RQ overall, for things and for stuff (percent).
@@ -97,4 +98,4 @@ class FastCocoPanopticMetric(CocoPanopticMetric):
         with paused_gc(), local_folder(self.seg_prefix, [r['png'] for r in results],
                                        self.backend_args) as gt_folder:
             stat = pq_stat(results, self._coco_api, gt_folder, categories)
-        return self._pq_report(stat)
+        return self._pq_report(stat, categories)

@@ -92,11 +92,12 @@ class CocoPanopticMetric(_MMDetCocoPanopticMetric):
         return {i: dict(id=i, name=name, isthing=int(name in meta['thing_classes']))
                 for i, name in enumerate(meta['classes'])}
 
-    def _pq_report(self, stat) -> Dict[str, float]:
-        """MMDet's tables and keys from summed PQ statistics, the classwise
-        ones named by category id (MMDet pairs the metainfo's class order
-        with the file's, which differ where things and stuff interleave)."""
-        categories = self.categories = self._categories()
+    def _pq_report(self, stat, categories: Dict[int, dict]) -> Dict[str, float]:
+        """MMDet's tables and keys from summed PQ statistics over
+        ``categories`` (from :meth:`_categories`), the classwise ones named
+        by category id (MMDet pairs the metainfo's class order with the
+        file's, which differ where things and stuff interleave)."""
+        self.categories = categories
         pq_results = {}
         for name, isthing in (('All', None), ('Things', True), ('Stuff', False)):
             pq_results[name], per_class = stat.pq_average(categories, isthing=isthing)
@@ -120,4 +121,4 @@ class CocoPanopticMetric(_MMDetCocoPanopticMetric):
         stat = PQStat()
         for one in results:  # each batch's statistics, as MMDet sums them
             stat += one
-        return self._pq_report(stat)
+        return self._pq_report(stat, self._categories())
