@@ -6,17 +6,14 @@ _base_ = [
     './_base_/datasets/cityscapes_instance.py',
     './_base_/schedules/poly_det.py',
     './_base_/default_runtime.py',
+    './_base_/resnet_syncbn.py',
 ]
 num_things_classes = 8
 num_stuff_classes = 0
 num_classes = num_things_classes + num_stuff_classes
 max_iters = 90000
-# the original trains the ResNet's BN layers on Cityscapes, synchronised across
-# GPUs (RESNETS.NORM "SyncBN", FREEZE_AT 0); on one process mmengine's Runner
-# makes them plain BN
-syncbn = dict(norm_cfg=dict(type='SyncBN', requires_grad=True), norm_eval=False)
 model = dict(
-    backbone=syncbn,
+    backbone={{_base_.resnet_syncbn}},  # the original's Cityscapes BN
     data_preprocessor=dict(batch_augments=[
         dict(type='BatchFixedSizePad', size=(512, 1024), img_pad_value=0,
              pad_mask=True, mask_pad_value=0, pad_seg=True, seg_pad_value=255)
