@@ -198,3 +198,31 @@ def test_op_count_report(benches):
         assert ratio.strip() == f'{int(ours_total) / int(theirs_total):.2f}×'
         # the same multi-tensor AdamW: same parameter count, same optimizer ops
         assert ours[2] == theirs[2]
+
+
+def test_config_optimizer_is_each_configs(benches):
+    """--optimizer config: ours steps in merged groups with the fused AdamW,
+    MMDet in one group per parameter, both clipping at 0.01; the train step
+    runs, and MMDet's optimizer makes more ops than ours."""
+    ours = Bench('m2f_mm', benches['m2f_mm'].model, benches['m2f_mm'].inputs,
+                 benches['m2f_mm'].samples, optimizer='config')
+    ref = Bench('mmdet', benches['mmdet'].model, benches['mmdet'].inputs,
+                benches['mmdet'].samples, optimizer='config')
+    trained = [p for p in ref.model.parameters() if p.requires_grad]
+    assert len(ref.optimizer.param_groups) == len(trained)
+    assert len(ours.optimizer.param_groups) <= 5
+    assert ours.optimizer.defaults['fused'] and ref.optimizer.defaults['foreach']
+    assert ours.clip == ref.clip == dict(max_norm=0.01, norm_type=2)
+    for bench in (ours, ref):
+        assert math.isfinite(bench.train_step())
+    args = type('Args', (), dict(size=64, batch=1, small=True, optimizer='config'))()
+    report = op_count_report(dict(m2f_mm=ours, mmdet=ref), args)
+    assert 'config optimizer' in report.splitlines()[0]
+    top = report.split('### ')[2]
+    rows = [line.split('|')[2:-1] for line in top.splitlines()
+            if line.startswith(('| m2f_mm', '| MMDetection'))]
+    assert 0 < int(rows[0][2]) < int(rows[1][2])
+    assert '--optimizer' in worker_command('m2f_mm', 'train', benchmark.parse_args(
+        ['--optimizer', 'config']))
+    with pytest.raises(SystemExit):
+        benchmark.parse_args(['--optimizer', 'mine'])

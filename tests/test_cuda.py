@@ -347,3 +347,41 @@ def test_compiled_eval_forward_on_cuda_equals_eager(fast, no_tf32):
         compiled = torch.compile(network)(x)
     for a, b in zip(compiled, eager):
         assert _rel(a, b) < 1e-4, _rel(a, b)
+
+
+@pytest.mark.parametrize('impl', [dict(foreach=True), dict(fused=True)])
+def test_grouped_optimizer_steps_as_per_parameter_groups_on_cuda(impl):
+    """On CUDA, AdamW over the merged groups (multi-tensor or fused) moves
+    the weights as mmengine's one group per parameter does."""
+    from mmengine.config import Config
+    from mmengine.optim import DefaultOptimWrapperConstructor
+    from mmengine.registry import init_default_scope
+    from m2f_mm.engine import GroupedOptimWrapperConstructor
+    from m2f_mm.registry import MODELS
+    cfg = Config.fromfile(PANOPTIC)
+    init_default_scope(cfg.default_scope)
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model).cuda()
+    optim = Config.fromfile(os.path.join(
+        REPO, 'configs/mask2former_r50_coco-panoptic.py')).optim_wrapper.to_dict()
+    optim.pop('constructor')
+    optim['optimizer'].pop('fused')  # mmengine's default there: foreach on CUDA
+    paramwise = optim.pop('paramwise_cfg')
+    a, b = copy.deepcopy(model), copy.deepcopy(model)
+    per_param = DefaultOptimWrapperConstructor(
+        copy.deepcopy(optim), paramwise)(a)
+    optim['optimizer'].update(impl)
+    grouped = GroupedOptimWrapperConstructor(optim, paramwise)(b)
+    assert len(grouped.optimizer.param_groups) <= 5
+    for seed in range(3):
+        g = torch.Generator(device='cuda').manual_seed(seed)
+        for pa, pb in zip(a.parameters(), b.parameters()):
+            pa.grad = torch.randn(pa.shape, device='cuda', generator=g)
+            pb.grad = pa.grad.clone()
+        per_param.step()
+        grouped.step()
+        per_param.zero_grad()
+        grouped.zero_grad()
+    tol = 0 if 'foreach' in impl else 1e-6
+    for (name, pa), pb in zip(a.named_parameters(), b.parameters()):
+        assert float((pa - pb).abs().max()) <= tol, name

@@ -18,6 +18,7 @@ On a GPU the timings wait for CUDA work, memory is CUDA memory, and
     python tools/benchmark.py                       # 512², train batch 2, inference 1
     python tools/benchmark.py --profile             # where our train step goes
     python tools/benchmark.py --count-ops           # aten ops per train step
+    python tools/benchmark.py --count-ops --optimizer config   # ... as the configs train
     python tools/benchmark.py --full-mask-loss --size 1024   # loss memory
     python tools/benchmark.py --onnx                # onnxruntime CPU vs our PyTorch
     python tools/benchmark.py --compile --compile-train   # torch.compile vs eager
@@ -55,6 +56,10 @@ def parse_args(argv=None):
                         help='untimed rounds before them (at least 1)')
     parser.add_argument('--impls', default='m2f_mm,mmdet,hf',
                         help='comma-separated subset of m2f_mm, mmdet, hf')
+    parser.add_argument('--optimizer', choices=['plain', 'config'], default='plain',
+                        help="the train step's optimizer: one AdamW for all (plain) or "
+                             "each implementation's config: its parameter groups and "
+                             "gradient clipping (see tools/bench/optim.py)")
     parser.add_argument('--no-memory', action='store_true',
                         help='skip the peak-memory subprocesses')
     parser.add_argument('--profile', action='store_true',
@@ -102,7 +107,7 @@ def main(argv=None):
         from bench.memory import memory_worker
         peak = memory_worker(args.memory_worker, args.mode, args.size, args.batch,
                              args.small, not args.no_point_sampled, args.device,
-                             args.amp, args.infer_batch)
+                             args.amp, args.infer_batch, args.optimizer)
         print(json.dumps(dict(peak_mib=peak)))
         return
 
@@ -127,7 +132,8 @@ def main(argv=None):
         print('transformers is not installed: HF left out', file=sys.stderr)
         impls.remove('hf')
     benches = build_benches(impls, args.size, args.batch, args.device, args.small,
-                            infer_batch=args.infer_batch, amp=args.amp)
+                            infer_batch=args.infer_batch, amp=args.amp,
+                            optimizer=args.optimizer)
 
     if args.profile:
         from bench.profiling import profile_report

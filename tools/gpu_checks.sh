@@ -10,7 +10,8 @@
 # quickstart (work_dirs/gpu_quickstart), side by side (none of them is
 # timed), then the benchmark alone
 # on the idle GPU: R-50 COCO panoptic, 1024², train batch 2, inference
-# batch 1, ours vs MMDetection vs Hugging Face, in fp32, fp16 and bf16.
+# batch 1, ours vs MMDetection vs Hugging Face, in fp32, fp16 and bf16,
+# each with its config's optimizer (and fp32 with one plain AdamW for all).
 # Environment: SUITE_JOBS (pytest-xdist workers for the suite; default 0,
 # no xdist: the suite has not been checked under it), STEP_TIMEOUT (seconds
 # per step, default 600), SUITE_TIMEOUT (for the suite alone), BENCH_REPEATS
@@ -63,8 +64,12 @@ step cuda_tests "$PY" -m pytest -m cuda -v -s -p no:cacheprovider -rA tests/test
 wait $SUITE $QUICK
 
 # speed, alone on the GPU: fp32, bf16, fp16 (and fp32 with TF32 on when
-# BENCH_TF32 is set)
+# BENCH_TF32 is set), each with the optimizer its config trains with (ours:
+# merged parameter groups; MMDet: one group per parameter); fp32 also with
+# one plain AdamW for all, as ../shared/gpu/README.md measured
 BENCH=(--device cuda --size 1024 --batch 2 --infer-batch 1 --repeats "${BENCH_REPEATS:-5}")
+step bench "$PY" tools/benchmark.py "${BENCH[@]}" --optimizer plain --no-memory
+BENCH+=(--optimizer config)
 step bench "$PY" tools/benchmark.py "${BENCH[@]}"
 step bench "$PY" tools/benchmark.py "${BENCH[@]}" --amp bf16
 step bench "$PY" tools/benchmark.py "${BENCH[@]}" --amp fp16 --no-memory

@@ -156,6 +156,7 @@ max_iters = 630
 val_interval = 210  # three points on the validation curve
 optim_wrapper = dict(
     type='OptimWrapper',
+    constructor='m2f_mm.GroupedOptimWrapperConstructor',  # few groups, not one per tensor
     optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.05, eps=1e-8,
                    betas=(0.9, 0.999)),
     paramwise_cfg=dict(

@@ -1,4 +1,6 @@
+from .optim_constructor import GroupedOptimWrapperConstructor, merge_param_groups
 from .optim_wrapper import AutocastOptimWrapper, amp_optim_wrapper_cfg
 from .test_loop import AutocastTestLoop
 
-__all__ = ['AutocastOptimWrapper', 'AutocastTestLoop', 'amp_optim_wrapper_cfg']
+__all__ = ['AutocastOptimWrapper', 'AutocastTestLoop', 'GroupedOptimWrapperConstructor',
+           'amp_optim_wrapper_cfg', 'merge_param_groups']

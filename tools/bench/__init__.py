@@ -6,6 +6,7 @@ Hugging Face's Mask2Former, on a seeded synthetic batch.
 ``models``         model configs; MMDet's model and ours with its weights; HF's
 ``precision``      ``--amp`` (autocast, GradScaler) and ``--tf32``
 ``runner``         one implementation's train step and inference (``Bench``)
+``optim``          its optimizer: one AdamW for all, or each one's config
 ``equality``       how far our outputs are from MMDet's on shared weights
 ``timing``         alternating, CUDA-synchronised timings; ratios; medians
 ``memory``         peak RSS / CUDA memory, each implementation in a subprocess

@@ -54,15 +54,15 @@ def peak_memory_delta(result: dict, device: str = 'cpu'):
 
 def memory_worker(impl: str, mode: str, size: int, batch: int, small: bool,
                   point_sampled: bool = True, device: str = 'cpu',
-                  amp: Optional[str] = None, infer_batch: Optional[int] = None
-                  ) -> float:
+                  amp: Optional[str] = None, infer_batch: Optional[int] = None,
+                  optimizer: str = 'plain') -> float:
     """Peak memory delta (MiB) of one train step / inference / loss of
     ``impl``, after one warm-up call (which also creates the optimizer
     state). ``amp`` as in :class:`Bench` (the loss alone runs in fp32)."""
     if mode == 'loss':
         return loss_memory(size, batch, point_sampled, small, device)
     bench = build_benches([impl], size, batch, device=device, small=small,
-                          infer_batch=infer_batch, amp=amp)[impl]
+                          infer_batch=infer_batch, amp=amp, optimizer=optimizer)[impl]
     fn = bench.train_step if mode == 'train' else bench.predict
     fn()
     result = {}
@@ -107,7 +107,8 @@ def worker_command(impl: str, mode: str, args, point_sampled: bool = True) -> li
            '--mode', mode, '--size', str(args.size), '--batch', str(args.batch),
            '--infer-batch', str(getattr(args, 'infer_batch', None) or args.batch),
            '--threads', str(args.threads), '--device', args.device,
-           '--amp', getattr(args, 'amp', None) or 'none']
+           '--amp', getattr(args, 'amp', None) or 'none',
+           '--optimizer', getattr(args, 'optimizer', None) or 'plain']
     if getattr(args, 'tf32', None):
         cmd += ['--tf32', args.tf32]
     if args.small:

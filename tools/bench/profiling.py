@@ -62,18 +62,10 @@ def profile_train_step(bench: Bench, repeats: int = 1) -> Dict[str, float]:
                 loss = bench.loss()
             sync()
             t1 = time.perf_counter()
-        if bench.scaler is None:
-            loss.backward()
-        else:
-            bench.scaler.scale(loss).backward()
+        bench.backward(loss)
         sync()
         t2 = time.perf_counter()
-        if bench.scaler is None:
-            bench.optimizer.step()
-        else:
-            bench.scaler.step(bench.optimizer)
-            bench.scaler.update()
-        bench.optimizer.zero_grad(set_to_none=True)
+        bench.optimizer_step()
         sync()
         t3 = time.perf_counter()
         stages = {
@@ -143,7 +135,7 @@ def count_aten_ops(bench: Bench) -> Dict[str, Tuple[int, int]]:
     (nested calls included, top-level only), with the fast paths off: on
     CPU that is the path CUDA takes, and the count follows the kernels it
     launches. The bench's AdamW is the multi-tensor one CUDA picks by
-    default (see :class:`Bench`)."""
+    default, or a config's fused one (see :class:`Bench`)."""
     from torch.profiler import ProfilerActivity, profile
 
     from m2f_mm.ops import fast_paths
@@ -159,9 +151,8 @@ def count_aten_ops(bench: Bench) -> Dict[str, Tuple[int, int]]:
             loss.backward()
         counts[PHASES[1]] = _aten_counts(prof)
         with profile(activities=[ProfilerActivity.CPU]) as prof:
-            bench.optimizer.step()
+            bench.optimizer_step()  # with the config's clipping, if any
         counts[PHASES[2]] = _aten_counts(prof)
-        bench.optimizer.zero_grad(set_to_none=True)
     return counts
 
 
@@ -183,5 +174,6 @@ def op_count_report(benches: Dict[str, Bench], args) -> str:
         tables.append(f'### aten ops, {label}\n\n' + markdown_table(
             ['implementation', *PHASES, 'train step', 'ours / it'], rows))
     return (f'aten operators per train step ({args.size}², batch {args.batch}, '
-            f'{"small models" if args.small else "R-50"}, fast paths off)\n\n'
+            f'{"small models" if args.small else "R-50"}, fast paths off, '
+            f'{getattr(args, "optimizer", "plain")} optimizer)\n\n'
             + '\n\n'.join(tables))

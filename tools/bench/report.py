@@ -86,6 +86,13 @@ def _rounds(times: Dict[str, List[float]], impl: str) -> str:
     return ', '.join(f'{r:.2f}' for r in ratios) if ratios else '—'
 
 
+def _optimizer(args) -> str:
+    if getattr(args, 'optimizer', 'plain') == 'config':
+        return ("each implementation's config: parameter groups and clipping; "
+                'HF: one AdamW')
+    return 'one AdamW for all, no clipping'
+
+
 def header(args) -> str:
     """What was measured and how: model, size, device, precision, TF32."""
     model = ('Mask2Former small (ResNet-18, 64 channels), COCO panoptic (133 classes, '
@@ -101,7 +108,7 @@ def header(args) -> str:
             f'{args.device}, {args.threads} threads, {precision}; medians of '
             f'{args.repeats} alternating rounds after {warmup} warm-up '
             f'round{"s" if warmup != 1 else ""}; train step (batch {args.batch}) = '
-            f'forward + loss + backward + AdamW step; inference (batch '
+            f'forward + loss + backward + AdamW step ({_optimizer(args)}); inference (batch '
             f'{args.infer_batch or args.batch}) = `predict` with panoptic + instance '
             f'fusion (HF: `post_process_panoptic_segmentation`); images/s = batch / '
             f'median time; peak memory = peak {memory} above the start of a train '

@@ -9,6 +9,7 @@ import torch
 from . import NAMES, NUM_STUFF, NUM_THINGS
 from .batch import hf_targets, synthetic_batch
 from .models import build_hf, build_mmdet_pair
+from .optim import build_optimizer, clip_gradients
 from .precision import amp_mode, autocast, grad_scaler
 from .timing import synchronizer
 
@@ -20,7 +21,10 @@ class Bench:
         name: 'm2f_mm', 'mmdet' or 'hf'.
         model: its model, on the batch's device.
         inputs, samples: the batch (see :func:`synthetic_batch`).
-        lr: AdamW's learning rate. The AdamW is the multi-tensor
+        lr: AdamW's learning rate (``optimizer='plain'``).
+        optimizer: ``'plain'`` (one AdamW, the same for all) or ``'config'``
+            (each implementation's config: its parameter groups and gradient
+            clipping); see ``bench/optim.py``. The AdamW is the multi-tensor
             (``foreach``) one, CUDA's default, on every device, so that the
             top-level op count of a step on CPU (``--count-ops``) shows the
             few multi-tensor kernels a GPU launches (CPU's foreach still
@@ -31,7 +35,8 @@ class Bench:
     """
 
     def __init__(self, name: str, model, inputs, samples, lr: float = 1e-4,
-                 infer_batch: Optional[int] = None, amp: Optional[str] = None):
+                 infer_batch: Optional[int] = None, amp: Optional[str] = None,
+                 optimizer: str = 'plain'):
         self.name = name
         self.model = model
         self.inputs = inputs
@@ -40,9 +45,7 @@ class Bench:
         self.amp = amp_mode(amp)
         self.scaler = grad_scaler(inputs.device, self.amp)
         self.losses = []  # of every train step, to report NaN / inf
-        self.optimizer = torch.optim.AdamW(
-            [p for p in model.parameters() if p.requires_grad], lr=lr,
-            weight_decay=0.05, foreach=True)
+        self.optimizer, self.clip = build_optimizer(name, model, optimizer, lr)
         if name == 'hf':
             self.hf_masks, self.hf_labels = hf_targets(samples, inputs.device)
             from transformers import Mask2FormerImageProcessor
@@ -60,17 +63,29 @@ class Bench:
         losses = self.model.loss(self.inputs, self.samples)
         return sum(v.sum() for k, v in losses.items() if 'loss' in k)
 
-    def step(self, loss: torch.Tensor) -> None:
-        """Backward and an AdamW step; in fp16 through the GradScaler
-        (which skips the step when a gradient is not finite)."""
+    def backward(self, loss: torch.Tensor) -> None:
+        """The loss's backward; in fp16 of the GradScaler's scaled loss."""
         if self.scaler is None:
             loss.backward()
-            self.optimizer.step()
         else:
             self.scaler.scale(loss).backward()
+
+    def optimizer_step(self) -> None:
+        """The config's gradient clipping (``optimizer='config'``), an AdamW
+        step (in fp16 through the GradScaler, which skips the step when a
+        gradient is not finite) and the gradients cleared."""
+        clip_gradients(self.optimizer, self.clip, self.scaler)
+        if self.scaler is None:
+            self.optimizer.step()
+        else:
             self.scaler.step(self.optimizer)
             self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
+
+    def step(self, loss: torch.Tensor) -> None:
+        """Backward, then :meth:`optimizer_step`."""
+        self.backward(loss)
+        self.optimizer_step()
 
     def train_step(self) -> float:
         """Forward, losses, backward and an AdamW step; returns the loss."""
@@ -109,7 +124,7 @@ class Bench:
 
 
 def build_benches(impls, size, batch, device='cpu', small=False, seed=0,
-                  infer_batch=None, amp=None) -> Dict[str, Bench]:
+                  infer_batch=None, amp=None, optimizer='plain') -> Dict[str, Bench]:
     """A :class:`Bench` per implementation in ``impls``, all on the same
     batch; ours gets MMDet's weights."""
     inputs, samples = synthetic_batch(size, batch, seed=seed, device=device)
@@ -118,13 +133,13 @@ def build_benches(impls, size, batch, device='cpu', small=False, seed=0,
         ours, ref = build_mmdet_pair(seed, small, device)
         if 'm2f_mm' in impls:
             benches['m2f_mm'] = Bench('m2f_mm', ours, inputs, samples,
-                                      infer_batch=infer_batch, amp=amp)
+                                      infer_batch=infer_batch, amp=amp, optimizer=optimizer)
         if 'mmdet' in impls:
             benches['mmdet'] = Bench('mmdet', ref, inputs, samples,
-                                     infer_batch=infer_batch, amp=amp)
+                                     infer_batch=infer_batch, amp=amp, optimizer=optimizer)
     if 'hf' in impls:
         benches['hf'] = Bench('hf', build_hf(seed, small, device), inputs, samples,
-                              infer_batch=infer_batch, amp=amp)
+                              infer_batch=infer_batch, amp=amp, optimizer=optimizer)
     return benches
 
 

@@ -1,0 +1,177 @@
+"""GroupedOptimWrapperConstructor: the parameter groups of mmengine's
+constructor merged by setting. Every parameter keeps its learning rate and
+weight decay, AdamW steps to the same weights, and a checkpoint written with
+one group per parameter resumes into the merged groups."""
+import copy
+import glob
+import logging
+import os
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.logging import MMLogger
+from mmengine.optim import DefaultOptimWrapperConstructor
+from mmengine.registry import init_default_scope
+
+from m2f_mm.engine import GroupedOptimWrapperConstructor, merge_param_groups
+from m2f_mm.registry import MODELS
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+QUICKSTART = os.path.join(REPO, 'configs/quickstart/mask2former_r18_toy-panoptic.py')
+ZOO_R50 = os.path.join(REPO, 'configs/mask2former_r50_coco-panoptic.py')
+SETTINGS = ('lr', 'weight_decay', 'betas', 'eps', 'amsgrad', 'foreach', 'fused')
+
+
+@pytest.fixture(scope='module')
+def model_and_cfg():
+    """The R-18 quickstart model and the R-50 zoo config's optim_wrapper
+    (backbone lr x0.1, no decay on norms and embeddings, clipping)."""
+    cfg = Config.fromfile(QUICKSTART)
+    init_default_scope(cfg.default_scope)
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    optim = Config.fromfile(ZOO_R50).optim_wrapper.to_dict()
+    assert optim.pop('constructor') == 'm2f_mm.GroupedOptimWrapperConstructor'
+    assert optim['optimizer']['fused'] is True
+    return model, optim
+
+
+def _build(constructor, model, optim_cfg, **optimizer):
+    cfg = copy.deepcopy(optim_cfg)
+    if optimizer:  # instead of the config's fused AdamW
+        cfg['optimizer'].pop('fused')
+        cfg['optimizer'].update(optimizer)
+    paramwise = cfg.pop('paramwise_cfg')
+    return constructor(cfg, paramwise)(model)
+
+
+def _settings(wrapper, model):
+    """Each parameter's settings, by parameter name."""
+    names = {id(p): n for n, p in model.named_parameters()}
+    return {names[id(p)]: tuple(str(g[k]) for k in SETTINGS)
+            for g in wrapper.optimizer.param_groups for p in g['params']}
+
+
+def test_merged_groups_keep_every_parameters_settings(model_and_cfg):
+    model, optim = model_and_cfg
+    per_param = _build(DefaultOptimWrapperConstructor, model, optim)
+    grouped = _build(GroupedOptimWrapperConstructor, model, optim)
+    n = len(list(model.parameters()))
+    assert len(per_param.optimizer.param_groups) == n
+    assert _settings(grouped, model) == _settings(per_param, model)
+    assert sum(len(g['params']) for g in grouped.optimizer.param_groups) == n
+    # backbone weights, backbone norms (decay x1 by the custom key), norms
+    # and embeddings without decay, biases / the rest
+    assert len(grouped.optimizer.param_groups) <= 5, [
+        (g['lr'], g['weight_decay']) for g in grouped.optimizer.param_groups]
+    # the first group is the first parameter's (what mmengine logs as `lr`)
+    first = next(model.parameters())
+    assert grouped.optimizer.param_groups[0]['params'][0] is first
+
+
+def test_merge_keeps_first_appearance_order_and_reports_origin():
+    a, b, c, d = (torch.nn.Parameter(torch.zeros(1)) for _ in range(4))
+    groups = [dict(params=[a], lr=1.), dict(params=[b], lr=2.),
+              dict(params=[c, d], lr=1.)]
+    merged, order = merge_param_groups(groups)
+    assert [g['lr'] for g in merged] == [1., 2.]
+    assert merged[0]['params'] == [a, c, d] and merged[1]['params'] == [b]
+    assert order == [0, 2, 3, 1]
+
+
+def _random_grads(model, seed):
+    g = torch.Generator().manual_seed(seed)
+    for p in model.parameters():
+        p.grad = torch.randn(p.shape, generator=g) if p.requires_grad else None
+
+
+def _steps(wrapper, model, seeds):
+    for seed in seeds:
+        _random_grads(model, seed)
+        wrapper.step()  # clips at 0.01 (L2 of the whole model), then AdamW
+        wrapper.zero_grad()
+
+
+@pytest.mark.parametrize('clip', [False, True])
+@pytest.mark.parametrize('impl', [dict(foreach=False), dict(foreach=True), dict(fused=True)])
+def test_grouped_adamw_steps_as_per_parameter_groups(model_and_cfg, impl, clip):
+    """Bit for bit without clipping. With it, the total gradient norm sums
+    the same per-tensor norms in the merged groups' order, which moves a
+    weight by a float32 rounding at most."""
+    model, optim = model_and_cfg
+    optim = dict(optim, clip_grad=optim['clip_grad'] if clip else None)
+    a, b = copy.deepcopy(model), copy.deepcopy(model)
+    per_param = _build(DefaultOptimWrapperConstructor, a, optim, **impl)
+    grouped = _build(GroupedOptimWrapperConstructor, b, optim, **impl)
+    _steps(per_param, a, range(3))
+    _steps(grouped, b, range(3))
+    moved = 0
+    for (name, pa), pb in zip(a.named_parameters(), b.parameters()):
+        if clip:
+            assert float((pa - pb).abs().max()) <= 2e-7, name
+        else:
+            assert torch.equal(pa, pb), name
+        moved += not torch.equal(pa, dict(model.named_parameters())[name])
+    assert moved > 100  # the steps did move the weights
+
+
+def test_per_parameter_checkpoint_resumes_into_merged_groups(model_and_cfg):
+    model, optim = model_and_cfg
+    a, b = copy.deepcopy(model), copy.deepcopy(model)
+    per_param = _build(DefaultOptimWrapperConstructor, a, optim)
+    _steps(per_param, a, range(2))
+    for group in per_param.optimizer.param_groups:  # as a scheduler would
+        group['initial_lr'] = group['lr']
+        group['lr'] *= 0.5
+    saved = copy.deepcopy(per_param.state_dict())
+    b.load_state_dict(a.state_dict())
+    grouped = _build(GroupedOptimWrapperConstructor, b, optim)
+    grouped.load_state_dict(saved)
+    assert _settings(grouped, b) == _settings(per_param, a)
+    assert all('initial_lr' in g for g in grouped.optimizer.param_groups)
+    _steps(per_param, a, range(2, 4))
+    _steps(grouped, b, range(2, 4))
+    for (name, pa), pb in zip(a.named_parameters(), b.parameters()):
+        assert float((pa - pb).abs().max()) <= 2e-7, name  # clipping: see above
+    # and a merged checkpoint loads as it is
+    c = copy.deepcopy(b)
+    again = _build(GroupedOptimWrapperConstructor, c, optim)
+    again.load_state_dict(grouped.state_dict())
+    assert _settings(again, c) == _settings(grouped, b)
+
+
+def test_logs_one_line_per_group_not_per_parameter(model_and_cfg):
+    model, optim = model_and_cfg
+    logger = MMLogger.get_current_instance()
+    lines = []
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(record.getMessage())
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        wrapper = _build(GroupedOptimWrapperConstructor, model, optim, foreach=True)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    assert not [m for m in lines if m.startswith('paramwise_options')
+                or 'is skipped since' in m]
+    assert [m for m in lines if m.startswith('AdamW (foreach): ')
+            and 'groups merged into' in m], lines
+    groups = [m for m in lines if m.startswith('parameter group:')]
+    assert len(groups) == len(wrapper.optimizer.param_groups), lines
+    assert 'first backbone.conv1.weight' in groups[0] and 'lr=1e-05' in groups[0]
+
+
+def test_every_config_with_an_optimizer_uses_the_grouped_constructor():
+    paths = [p for p in glob.glob(os.path.join(REPO, 'configs', '**', '*.py'), recursive=True)
+             if '_base_' not in p]
+    checked = 0
+    for path in paths:
+        optim = Config.fromfile(path).get('optim_wrapper')
+        if optim is None:
+            continue
+        assert optim.get('constructor') == 'm2f_mm.GroupedOptimWrapperConstructor', path
+        checked += 1
+    assert checked >= 30
