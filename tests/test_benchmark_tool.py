@@ -184,9 +184,11 @@ def test_profile_stages_and_peak_memory(benches):
 def test_op_count_report(benches):
     args = type('Args', (), dict(size=64, batch=1, small=True))()
     report = op_count_report({k: benches[k] for k in ('m2f_mm', 'mmdet')}, args)
-    tables = report.split('### ')[1:]
+    *tables, common = report.split('### ')[1:]
     assert [t.splitlines()[0] for t in tables] == [
         'aten ops, nested calls included', 'aten ops, top-level ops only']
+    assert common.startswith('most frequent top-level ops of the optimizer step')
+    assert '- m2f_mm (ours): ' in common and '`_foreach_' in common
     for table in tables:
         rows = [line.split('|')[2:-1] for line in table.splitlines()
                 if line.startswith(('| m2f_mm', '| MMDetection'))]
@@ -219,6 +221,7 @@ def test_config_optimizer_is_each_configs(benches):
     report = op_count_report(dict(m2f_mm=ours, mmdet=ref), args)
     assert 'config optimizer' in report.splitlines()[0]
     top = report.split('### ')[2]
+    assert '`_fused_adamw_`' in report.split('### ')[3]
     rows = [line.split('|')[2:-1] for line in top.splitlines()
             if line.startswith(('| m2f_mm', '| MMDetection'))]
     assert 0 < int(rows[0][2]) < int(rows[1][2])

@@ -118,14 +118,14 @@ def build_hf(seed: int = 0, small: bool = False, device: str = 'cpu'):
 
 
 @contextlib.contextmanager
-def quiet_mmengine():
-    """mmengine logs every parameter's init at INFO: warnings only here."""
-    import logging
+def quiet_mmengine(level: str = 'WARNING'):
+    """mmengine logs every parameter's init at INFO: ``level`` and above
+    only here."""
     from mmengine.logging import MMLogger
     logger = MMLogger.get_current_instance()
-    level = logger.level
-    logger.setLevel(logging.WARNING)
+    saved = logger.level
+    logger.setLevel(level)
     try:
         yield
     finally:
-        logger.setLevel(level)
+        logger.setLevel(saved)

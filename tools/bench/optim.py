@@ -51,7 +51,7 @@ def build_optimizer(name: str, model, mode: str = 'plain', lr: float = 1e-4
     from mmengine.optim import build_optim_wrapper
 
     from .models import quiet_mmengine
-    with quiet_mmengine():
+    with quiet_mmengine('ERROR'):  # mmengine warns once per frozen parameter
         wrapper = build_optim_wrapper(model, _config_optim_wrapper(name))
     return wrapper.optimizer, getattr(wrapper, 'clip_grad_kwargs', None) or None
 

@@ -2,7 +2,7 @@
 table by op."""
 import contextlib
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from typing import Callable, Dict, Tuple
 
 from . import NAMES
@@ -114,11 +114,13 @@ def profile_report(bench: Bench, args) -> str:
 PHASES = ('forward + loss', 'backward', 'optimizer')
 
 
-def _aten_counts(prof) -> Tuple[int, int]:
-    """(all aten ops, nested calls included; top-level aten ops only) of
-    one profile. A top-level op is one no other aten op called: what the
-    model and autograd ask for, before an op's own decomposition."""
-    nested = top = 0
+def _aten_counts(prof) -> Tuple[int, int, Counter]:
+    """(all aten ops, nested calls included; top-level aten ops only; the
+    top-level ones by name) of one profile. A top-level op is one no other
+    aten op called: what the model and autograd ask for, before an op's
+    own decomposition."""
+    nested = 0
+    top = Counter()
     for event in prof.events():
         if not event.name.startswith('aten::'):
             continue
@@ -126,8 +128,9 @@ def _aten_counts(prof) -> Tuple[int, int]:
         parent = event.cpu_parent
         while parent is not None and not parent.name.startswith('aten::'):
             parent = parent.cpu_parent
-        top += parent is None
-    return nested, top
+        if parent is None:
+            top[event.name] += 1
+    return nested, sum(top.values()), top
 
 
 def count_aten_ops(bench: Bench) -> Dict[str, Tuple[int, int]]:
@@ -173,7 +176,12 @@ def op_count_report(benches: Dict[str, Bench], args) -> str:
                         + [str(total(c)), ratio])
         tables.append(f'### aten ops, {label}\n\n' + markdown_table(
             ['implementation', *PHASES, 'train step', 'ours / it'], rows))
+    common = '\n'.join(
+        f'- {NAMES[name]}: ' + ', '.join(
+            f'{n} `{op[6:]}`' for op, n in c[PHASES[2]][2].most_common(6))
+        for name, c in counts.items())
     return (f'aten operators per train step ({args.size}², batch {args.batch}, '
             f'{"small models" if args.small else "R-50"}, fast paths off, '
             f'{getattr(args, "optimizer", "plain")} optimizer)\n\n'
-            + '\n\n'.join(tables))
+            + '\n\n'.join(tables)
+            + f'\n\n### most frequent top-level ops of the optimizer step\n\n{common}')
