@@ -229,3 +229,25 @@ def test_config_optimizer_is_each_configs(benches):
         ['--optimizer', 'config']))
     with pytest.raises(SystemExit):
         benchmark.parse_args(['--optimizer', 'mine'])
+
+
+def test_cuda_launch_and_sync_tables(monkeypatch):
+    """On CUDA --count-ops also counts the runtime's kernel launches and
+    host synchronisations; the tables from given counts."""
+    from collections import Counter
+    from types import SimpleNamespace
+
+    import bench.profiling as profiling
+    events = [SimpleNamespace(name=n) for n in (
+        'cudaLaunchKernel', 'cudaLaunchKernelExC', 'cudaStreamSynchronize',
+        'aten::mm', 'cudaLaunchKernel', 'cudaMemcpyAsync')]
+    assert profiling.cuda_runtime_counts(events) == (3, 1)
+    fake = {'m2f_mm': (10, 5, Counter(), 4, 1), 'mmdet': (20, 10, Counter(), 16, 4)}
+    monkeypatch.setattr(profiling, 'count_aten_ops',
+                        lambda bench: {p: fake[bench] for p in profiling.PHASES})
+    args = SimpleNamespace(size=64, batch=1, small=True, optimizer='config')
+    report = profiling.op_count_report({'m2f_mm': 'm2f_mm', 'mmdet': 'mmdet'}, args)
+    launches = report.split('### CUDA kernel launches')[1].split('###')[0]
+    assert '| MMDetection 3.3 | 16 | 16 | 16 | 48 | 0.25× |' in launches
+    syncs = report.split('### CUDA host synchronisations')[1].split('###')[0]
+    assert '| m2f_mm (ours) | 1 | 1 | 1 | 3 | — |' in syncs

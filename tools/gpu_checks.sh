@@ -16,7 +16,9 @@
 # no xdist: the suite has not been checked under it), STEP_TIMEOUT (seconds
 # per step, default 600), SUITE_TIMEOUT (for the suite alone), BENCH_REPEATS
 # (default 5), BENCH_TF32 (set: also fp32 with TF32 on), BENCH_COMPILE (set:
-# also torch.compile against eager, train step and inference).
+# also torch.compile against eager, train step and inference). After the
+# fp32 timings: aten ops, kernel launches and host synchronisations per train
+# step (--count-ops), with each config's optimizer and with one plain AdamW.
 set -uo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 OUT=${1:-$REPO/work_dirs/gpu_checks}
@@ -71,6 +73,10 @@ BENCH=(--device cuda --size 1024 --batch 2 --infer-batch 1 --repeats "${BENCH_RE
 step bench "$PY" tools/benchmark.py "${BENCH[@]}" --optimizer plain --no-memory
 BENCH+=(--optimizer config)
 step bench "$PY" tools/benchmark.py "${BENCH[@]}"
+# aten ops, CUDA kernel launches and host synchronisations of one train step
+# per implementation, with each config's optimizer and with the plain one
+step count_ops "$PY" tools/benchmark.py --device cuda --size 1024 --batch 2 --count-ops --optimizer config
+step count_ops "$PY" tools/benchmark.py --device cuda --size 1024 --batch 2 --count-ops --optimizer plain
 step bench "$PY" tools/benchmark.py "${BENCH[@]}" --amp bf16
 step bench "$PY" tools/benchmark.py "${BENCH[@]}" --amp fp16 --no-memory
 [ -n "${BENCH_TF32:-}" ] && step bench "$PY" tools/benchmark.py "${BENCH[@]}" --tf32 on --no-memory

@@ -133,29 +133,51 @@ def _aten_counts(prof) -> Tuple[int, int, Counter]:
     return nested, sum(top.values()), top
 
 
-def count_aten_ops(bench: Bench) -> Dict[str, Tuple[int, int]]:
+LAUNCHES = ('cudaLaunchKernel', 'cudaLaunchKernelExC', 'cuLaunchKernel', 'cuLaunchKernelEx')
+SYNCS = ('cudaStreamSynchronize', 'cudaDeviceSynchronize', 'cudaEventSynchronize')
+
+
+def cuda_runtime_counts(events) -> Tuple[int, int]:
+    """(kernel launches, host synchronisations) among a profile's CUDA
+    runtime events (none on CPU)."""
+    names = Counter(event.name for event in events)
+    return sum(names[n] for n in LAUNCHES), sum(names[n] for n in SYNCS)
+
+
+def count_aten_ops(bench: Bench) -> Dict[str, Tuple]:
     """aten operators of one train step by phase (:data:`PHASES`), as
-    (nested calls included, top-level only), with the fast paths off: on
+    (nested calls included, top-level only, top-level by name, CUDA kernel
+    launches, CUDA host synchronisations), with the fast paths off: on
     CPU that is the path CUDA takes, and the count follows the kernels it
-    launches. The bench's AdamW is the multi-tensor one CUDA picks by
-    default, or a config's fused one (see :class:`Bench`)."""
+    launches; on CUDA the launches and synchronisations are counted too.
+    The bench's AdamW is the multi-tensor one CUDA picks by default, or a
+    config's fused one (see :class:`Bench`)."""
     from torch.profiler import ProfilerActivity, profile
 
     from m2f_mm.ops import fast_paths
+    activities = [ProfilerActivity.CPU]
+    if bench.inputs.device.type == 'cuda':
+        activities.append(ProfilerActivity.CUDA)
+    sync = synchronizer(bench.inputs.device)
     counts = {}
+
+    @contextlib.contextmanager
+    def counted(phase):
+        sync()
+        with profile(activities=activities) as prof:
+            yield
+            sync()
+        counts[phase] = _aten_counts(prof) + cuda_runtime_counts(prof.events())
+
     with fast_paths(False):
         bench.train_step()
         bench.model.train()
-        with profile(activities=[ProfilerActivity.CPU]) as prof:
-            with bench.autocast():
-                loss = bench.loss()
-        counts[PHASES[0]] = _aten_counts(prof)
-        with profile(activities=[ProfilerActivity.CPU]) as prof:
+        with counted(PHASES[0]), bench.autocast():
+            loss = bench.loss()
+        with counted(PHASES[1]):
             loss.backward()
-        counts[PHASES[1]] = _aten_counts(prof)
-        with profile(activities=[ProfilerActivity.CPU]) as prof:
+        with counted(PHASES[2]):
             bench.optimizer_step()  # with the config's clipping, if any
-        counts[PHASES[2]] = _aten_counts(prof)
     return counts
 
 
@@ -176,6 +198,16 @@ def op_count_report(benches: Dict[str, Bench], args) -> str:
                         + [str(total(c)), ratio])
         tables.append(f'### aten ops, {label}\n\n' + markdown_table(
             ['implementation', *PHASES, 'train step', 'ours / it'], rows))
+    if any(c[phase][3] for c in counts.values() for phase in PHASES):
+        for k, label in ((3, 'CUDA kernel launches'), (4, 'CUDA host synchronisations')):
+            rows = []
+            for name, c in counts.items():
+                ours_k, its = (sum(x[p][k] for p in PHASES) for x in (ours or c, c))
+                ratio = '—' if name == 'm2f_mm' or not ours or not its else f'{ours_k / its:.2f}×'
+                rows.append([NAMES[name]] + [str(c[phase][k]) for phase in PHASES]
+                            + [str(its), ratio])
+            tables.append(f'### {label}\n\n' + markdown_table(
+                ['implementation', *PHASES, 'train step', 'ours / it'], rows))
     common = '\n'.join(
         f'- {NAMES[name]}: ' + ', '.join(
             f'{n} `{op[6:]}`' for op, n in c[PHASES[2]][2].most_common(6))
