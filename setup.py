@@ -33,8 +33,9 @@ setup(
     packages=find_packages(exclude=('tests', 'tests.*', 'configs', 'tools')),
     # torch and mmcv are installed by tools/setup_env.sh first: a plain
     # `torch` requirement on a machine without torch pulls the CUDA build, and
-    # mmcv must be compiled from source with its ops.
-    install_requires=['torch>=2.0', 'mmcv>=2.0.0,<2.2.0'] +
+    # mmcv must be compiled from source with its ops. torch 2.4 brought the
+    # fused AdamW on CPU that the zoo schedules ask for.
+    install_requires=['torch>=2.4', 'mmcv>=2.0.0,<2.2.0'] +
     read_requirements('runtime.txt'),
     extras_require={'tests': read_requirements('tests.txt'),
                     'export': read_requirements('export.txt')},

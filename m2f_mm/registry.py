@@ -14,6 +14,7 @@ in the caller's scope as usual.
 from typing import Any, Optional
 
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
+from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import LOOPS as MMENGINE_LOOPS
 from mmengine.registry import METRICS as MMENGINE_METRICS
 from mmengine.registry import MODELS as MMENGINE_MODELS
@@ -46,6 +47,8 @@ OPTIM_WRAPPERS = Registry(
 OPTIM_WRAPPER_CONSTRUCTORS = Registry(
     'optimizer wrapper constructor', parent=MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS,
     scope=SCOPE, locations=['m2f_mm'])
+HOOKS = Registry(
+    'hook', parent=MMENGINE_HOOKS, scope=SCOPE, locations=['m2f_mm'])
 LOOPS = Registry(
     'loop', parent=MMENGINE_LOOPS, scope=SCOPE, locations=['m2f_mm'])
 VISUALIZERS = Registry(

@@ -74,10 +74,16 @@ def test_merge_keeps_first_appearance_order_and_reports_origin():
     a, b, c, d = (torch.nn.Parameter(torch.zeros(1)) for _ in range(4))
     groups = [dict(params=[a], lr=1.), dict(params=[b], lr=2.),
               dict(params=[c, d], lr=1.)]
-    merged, order = merge_param_groups(groups)
+    merged, order, firsts = merge_param_groups(groups)
     assert [g['lr'] for g in merged] == [1., 2.]
     assert merged[0]['params'] == [a, c, d] and merged[1]['params'] == [b]
-    assert order == [0, 2, 3, 1]
+    assert order == [0, 2, 3, 1] and firsts == [0, 1]
+    # values that are not hashable (tensors, lists, dicts) merge by value
+    groups = [dict(params=[a], x=torch.tensor([1., 2.]), y=[[1]], z=dict(k=[1])),
+              dict(params=[b], x=torch.tensor([1., 2.]), y=[[1]], z=dict(k=[1])),
+              dict(params=[c], x=torch.tensor([1., 3.]), y=[[1]], z=dict(k=[1]))]
+    merged, _, _ = merge_param_groups(groups)
+    assert [len(g['params']) for g in merged] == [2, 1]
 
 
 def _random_grads(model, seed):
@@ -173,6 +179,8 @@ def test_every_config_with_an_optimizer_uses_the_grouped_constructor():
         if optim is None:
             continue
         assert optim.get('constructor') == 'm2f_mm.GroupedOptimWrapperConstructor', path
+        hooks = [h['type'] for h in Config.fromfile(path).get('custom_hooks', [])]
+        assert 'm2f_mm.MergedGroupsResumeHook' in hooks, path
         checked += 1
     assert checked >= 30
 
@@ -197,3 +205,66 @@ def test_zoo_optimizer_builds_and_steps_through_the_runners_wrappers(model_and_c
             wrapper.update_params(loss)
         moved = sum(not torch.equal(a, p) for a, p in zip(before, m.parameters()))
         assert moved > 100 and all(torch.isfinite(p).all() for p in m.parameters())
+
+
+def test_per_parameter_checkpoint_keeps_the_fused_adamw_and_its_schedulers(model_and_cfg):
+    """A per-parameter checkpoint (foreach AdamW, a cosine schedule with
+    ``eta_min_ratio``, which steps from per-group base values) resumes into
+    the merged groups with the fused AdamW still fused, and the learning
+    rates follow the straight run's."""
+    from types import SimpleNamespace
+
+    from mmengine.optim import CosineAnnealingLR
+
+    from m2f_mm.engine import MergedGroupsResumeHook
+    model, optim = model_and_cfg
+    optim = dict(optim, clip_grad=None)
+
+    def scheduler(wrapper):
+        return CosineAnnealingLR(wrapper, T_max=6, eta_min_ratio=0.1, by_epoch=False)
+
+    a, b = copy.deepcopy(model), copy.deepcopy(model)
+    per_param = _build(DefaultOptimWrapperConstructor, a, optim, foreach=True)
+    sched_a = scheduler(per_param)
+    for seed in range(3):
+        _steps(per_param, a, [seed])
+        sched_a.step()
+    checkpoint = copy.deepcopy(dict(optimizer=per_param.state_dict(),
+                                    param_schedulers=[sched_a.state_dict()]))
+    b.load_state_dict(a.state_dict())
+    grouped = _build(GroupedOptimWrapperConstructor, b, optim)  # fused, as configured
+    sched_b = scheduler(grouped)
+    MergedGroupsResumeHook().after_load_checkpoint(
+        SimpleNamespace(optim_wrapper=grouped), checkpoint)
+    grouped.load_state_dict(checkpoint['optimizer'])
+    sched_b.load_state_dict(checkpoint['param_schedulers'][0])
+    assert all(g['fused'] for g in grouped.optimizer.param_groups)
+    # one per group, and mmengine's OptimWrapper's base settings last
+    assert len(sched_b.base_values) == len(grouped.optimizer.param_groups) + 1
+    for seed in range(3, 6):
+        _steps(per_param, a, [seed])
+        sched_a.step()
+        _steps(grouped, b, [seed])
+        sched_b.step()
+        assert _settings(grouped, b) == {
+            n: v[:5] + ('None', 'True') for n, v in _settings(per_param, a).items()}
+    for (name, pa), pb in zip(a.named_parameters(), b.parameters()):
+        assert float((pa - pb).abs().max()) <= 1e-7, name
+
+
+def test_another_models_checkpoint_is_refused_in_one_line(model_and_cfg):
+    """A per-parameter checkpoint whose parameters come in another order
+    (MMDetection's Mask2Former lists them so) does not load state into the
+    wrong parameters."""
+    model, optim = model_and_cfg
+    a, b = copy.deepcopy(model), copy.deepcopy(model)
+    per_param = _build(DefaultOptimWrapperConstructor, a, optim)
+    _steps(per_param, a, [0])
+    saved = per_param.state_dict()
+    ids = [g['params'][0] for g in saved['param_groups']]
+    saved['state'] = {ids[i]: saved['state'][ids[-1 - i]] for i in range(len(ids))
+                      if ids[-1 - i] in saved['state']}  # reversed order
+    grouped = _build(GroupedOptimWrapperConstructor, b, optim)
+    with pytest.raises(ValueError, match=r'^optimizer state of parameter \d+ in the '
+                       r'checkpoint .* does not fit the model'):
+        grouped.load_state_dict(saved)

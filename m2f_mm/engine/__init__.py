@@ -1,6 +1,9 @@
-from .optim_constructor import GroupedOptimWrapperConstructor, merge_param_groups
+from .hooks import MergedGroupsResumeHook
+from .optim_constructor import (GroupedOptimWrapperConstructor, merge_param_groups,
+                                merge_scheduler_states)
 from .optim_wrapper import AutocastOptimWrapper, amp_optim_wrapper_cfg
 from .test_loop import AutocastTestLoop
 
 __all__ = ['AutocastOptimWrapper', 'AutocastTestLoop', 'GroupedOptimWrapperConstructor',
-           'amp_optim_wrapper_cfg', 'merge_param_groups']
+           'MergedGroupsResumeHook', 'amp_optim_wrapper_cfg', 'merge_param_groups',
+           'merge_scheduler_states']

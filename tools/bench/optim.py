@@ -10,7 +10,10 @@ merged parameter groups) and of MMDetection's
 ``mask2former_r50_8xb2-lsj-50e_coco-panoptic.py`` (one group per parameter),
 with their gradient clipping. Both configs set the same AdamW (1e-4, weight
 decay 0.05, backbone lr x0.1, no decay on norms and embeddings, clipping at
-0.01). HF ships no training config: it keeps the plain AdamW.
+0.01), with one difference: MMDet's custom key ``level_embed`` misses its
+pixel decoder's ``level_encoding``, which keeps weight decay 0.05 there (the
+same number of groups and ops either way). HF ships no training config: it
+keeps the plain AdamW, without clipping.
 
 Either way the AdamW is the multi-tensor (``foreach``) one CUDA picks by
 default, on every device, unless a config asks for ``fused``: then the

@@ -161,13 +161,22 @@ def count_aten_ops(bench: Bench) -> Dict[str, Tuple]:
     sync = synchronizer(bench.inputs.device)
     counts = {}
 
+    def runtime(prof):
+        return cuda_runtime_counts(prof.events())
+
+    sync()
+    with profile(activities=activities) as empty:
+        pass
+    # what the profiler itself adds (its own synchronisation at the end)
+    base = runtime(empty)
+
     @contextlib.contextmanager
     def counted(phase):
-        sync()
+        sync()  # earlier work is not this phase's
         with profile(activities=activities) as prof:
             yield
-            sync()
-        counts[phase] = _aten_counts(prof) + cuda_runtime_counts(prof.events())
+        launches, syncs = (max(0, n - b) for n, b in zip(runtime(prof), base))
+        counts[phase] = _aten_counts(prof) + (launches, syncs)
 
     with fast_paths(False):
         bench.train_step()
@@ -175,7 +184,7 @@ def count_aten_ops(bench: Bench) -> Dict[str, Tuple]:
         with counted(PHASES[0]), bench.autocast():
             loss = bench.loss()
         with counted(PHASES[1]):
-            loss.backward()
+            bench.backward(loss)  # of the scaled loss under fp16, as in a step
         with counted(PHASES[2]):
             bench.optimizer_step()  # with the config's clipping, if any
     return counts

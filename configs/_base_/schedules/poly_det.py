@@ -24,6 +24,9 @@ optim_wrapper = dict(
         },
         norm_decay_mult=0.0),
     clip_grad=dict(max_norm=0.01, norm_type=2))
+# resuming a checkpoint saved with one parameter group per parameter: the
+# param schedulers' per-group values follow the merged groups
+custom_hooks = [dict(type='m2f_mm.MergedGroupsResumeHook')]
 
 param_scheduler = dict(type='PolyLR', eta_min=0, power=0.9, begin=0,
                        end=max_iters, by_epoch=False)
