@@ -268,3 +268,8 @@ def test_another_models_checkpoint_is_refused_in_one_line(model_and_cfg):
     with pytest.raises(ValueError, match=r'^optimizer state of parameter \d+ in the '
                        r'checkpoint .* does not fit the model'):
         grouped.load_state_dict(saved)
+    # a state dict with one group more than the merged ones is torch's to refuse
+    extra = copy.deepcopy(grouped.state_dict())
+    extra['param_groups'].append(dict(extra['param_groups'][-1], params=[10 ** 6]))
+    with pytest.raises(ValueError, match='different number of parameter groups'):
+        grouped.load_state_dict(extra)

@@ -92,18 +92,20 @@ def merge_param_groups(groups: List[dict]) -> Tuple[List[dict], List[int], List[
 
 
 def _per_param_pre_hook(group_sizes: List[int], order: List[int]):
-    """A ``load_state_dict`` pre-hook. A state dict saved with the groups
+    """A ``load_state_dict`` pre-hook. A state dict with as many groups as
+    the optimizer keeps the groups' implementation (:data:`IMPLEMENTATION`:
+    fused, foreach) of the optimizer as built. One saved with the groups
     before merging (one per parameter) is turned into the merged layout; a
     piece of state that does not fit its parameter's shape stops with one
-    line. Any state dict keeps the groups' implementation
-    (:data:`IMPLEMENTATION`: fused, foreach) of the optimizer as built."""
+    line. Any other passes unchanged, for torch to refuse."""
     def hook(optimizer, state_dict):
         saved = state_dict['param_groups']
-        if ([len(g['params']) for g in saved] != group_sizes
-                or len(saved) == len(optimizer.param_groups)):
+        if len(saved) == len(optimizer.param_groups):
             groups = [{**g, **{k: now[k] for k in IMPLEMENTATION if k in now}}
                       for g, now in zip(saved, optimizer.param_groups)]
             return {**state_dict, 'param_groups': groups}
+        if [len(g['params']) for g in saved] != group_sizes:
+            return None  # not ours to map: torch refuses the group count
         flat_ids = [i for g in saved for i in g['params']]
         owner = [g for g in saved for _ in g['params']]
         state = state_dict['state']
