@@ -195,28 +195,23 @@ def op_count_report(benches: Dict[str, Bench], args) -> str:
     in all, as Markdown; the last columns are ours over each."""
     counts = {name: count_aten_ops(bench) for name, bench in benches.items()}
     ours = counts.get('m2f_mm')
+    # (index in count_aten_ops' tuples, heading); the CUDA runtime's counts
+    # only where there are any (on CUDA)
+    kinds = [(0, 'aten ops, nested calls included'), (1, 'aten ops, top-level ops only')]
+    if any(c[phase][3] for c in counts.values() for phase in PHASES):
+        kinds += [(3, 'CUDA kernel launches'), (4, 'CUDA host synchronisations')]
     tables = []
-    for k, label in enumerate(('nested calls included', 'top-level ops only')):
+    for k, heading in kinds:
         def total(c):
             return sum(c[phase][k] for phase in PHASES)
         rows = []
         for name, c in counts.items():
-            ratio = ('—' if name == 'm2f_mm' or not ours
+            ratio = ('—' if name == 'm2f_mm' or not ours or not total(c)
                      else f'{total(ours) / total(c):.2f}×')
             rows.append([NAMES[name]] + [str(c[phase][k]) for phase in PHASES]
                         + [str(total(c)), ratio])
-        tables.append(f'### aten ops, {label}\n\n' + markdown_table(
+        tables.append(f'### {heading}\n\n' + markdown_table(
             ['implementation', *PHASES, 'train step', 'ours / it'], rows))
-    if any(c[phase][3] for c in counts.values() for phase in PHASES):
-        for k, label in ((3, 'CUDA kernel launches'), (4, 'CUDA host synchronisations')):
-            rows = []
-            for name, c in counts.items():
-                ours_k, its = (sum(x[p][k] for p in PHASES) for x in (ours or c, c))
-                ratio = '—' if name == 'm2f_mm' or not ours or not its else f'{ours_k / its:.2f}×'
-                rows.append([NAMES[name]] + [str(c[phase][k]) for phase in PHASES]
-                            + [str(its), ratio])
-            tables.append(f'### {label}\n\n' + markdown_table(
-                ['implementation', *PHASES, 'train step', 'ours / it'], rows))
     common = '\n'.join(
         f'- {NAMES[name]}: ' + ', '.join(
             f'{n} `{op[6:]}`' for op, n in c[PHASES[2]][2].most_common(6))
