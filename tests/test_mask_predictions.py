@@ -145,3 +145,39 @@ def test_full_logits_on_request_equal_the_embeddings_product():
         assert torch.equal(f, emb.full(s))
     assert all(torch.equal(a, b) for a, b in zip(all_cls, all_cls2))
     copy.deepcopy(emb.embeds)  # plain tensors, nothing held beyond them
+
+
+def test_prediction_heads_run_once_with_autograd_on_all_sets():
+    """The layers' attention masks need each set's mask embedding at once
+    (without autograd); the heads the losses differentiate run once, on the
+    stacked queries of all sets, and equal the heads run set by set."""
+    model = _model()
+    decoder = model.panoptic_head.transformer_decoder
+    feats, samples = _inputs(model)
+    calls = []  # (grad enabled, the post-norm's input)
+    handles = [decoder.post_norm.register_forward_hook(
+        lambda m, args, out: calls.append((torch.is_grad_enabled(), args[0].detach())))]
+    grad_calls = {'cls': 0, 'mask': 0}
+    for name, module in (('cls', decoder.cls_embed), ('mask', decoder.mask_embed)):
+        handles.append(module.register_forward_hook(
+            lambda m, a, o, n=name: grad_calls.__setitem__(
+                n, grad_calls[n] + torch.is_grad_enabled())))
+    mask_features, levels = model.panoptic_head.pixel_decoder(feats)
+    try:
+        all_cls, masks = decoder(mask_features, levels, embeddings=True)
+    finally:
+        for h in handles:
+            h.remove()
+    num_layers = len(decoder.layers)
+    assert grad_calls == {'cls': 1, 'mask': 1}
+    assert [g for g, _ in calls] == [False] * num_layers + [True]
+    stacked = calls[-1][1]
+    assert stacked.shape[0] == num_layers + 1 == len(all_cls) == len(masks)
+    assert all_cls[0].requires_grad and masks.embeds.requires_grad
+    with torch.no_grad():
+        for s in range(num_layers + 1):
+            if s < num_layers:  # the state the loop saw is the stacked one
+                assert torch.equal(calls[s][1], stacked[s])
+            cls, embed = decoder.predict(stacked[s])
+            torch.testing.assert_close(all_cls[s], cls, atol=1e-6, rtol=1e-6)
+            torch.testing.assert_close(masks.embeds[s], embed, atol=1e-6, rtol=1e-6)

@@ -15,7 +15,7 @@ Two classes answer the criterion's questions the same way:
 :class:`MaskEmbeddings` (the decoder's, in training) and :class:`FullMasks`
 (logits given as full maps).
 """
-from typing import List, Sequence
+from typing import List, Sequence, Union
 
 import torch
 from torch import Tensor
@@ -61,11 +61,15 @@ class FullMasks:
 
 
 class MaskEmbeddings(FullMasks):
-    """Mask predictions as mask embeddings S × (B, Q, C) and per-pixel
-    features (B, C, h, w); logits are made where asked, in float32."""
+    """Mask predictions as mask embeddings (S, B, Q, C) (a tensor, or S ×
+    (B, Q, C)) and per-pixel features (B, C, h, w); logits are made where
+    asked, in float32."""
 
-    def __init__(self, embeds: Sequence[Tensor], features: Tensor) -> None:
-        self.embeds = torch.stack(list(embeds)).float()  # S×B×Q×C
+    def __init__(self, embeds: Union[Tensor, Sequence[Tensor]],
+                 features: Tensor) -> None:
+        if not isinstance(embeds, Tensor):
+            embeds = torch.stack(list(embeds))
+        self.embeds = embeds.float()  # S×B×Q×C
         self.features = features.float().contiguous()  # B×C×h×w
 
     def __len__(self) -> int:

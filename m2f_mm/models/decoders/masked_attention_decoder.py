@@ -71,10 +71,10 @@ class MaskedAttentionDecoderLayer(nn.Module):
         self.norm_ffn = nn.LayerNorm(embed_dims)
 
     def forward(self, query: Tensor, query_pos: Tensor, memory: Tensor,
-                memory_pos: Tensor, keep: Optional[Tensor]) -> Tensor:
-        # query, query_pos: B×Q×C; memory, memory_pos: B×HW×C; keep: B×Q×HW
-        x = query + self.cross_attn(query + query_pos, memory + memory_pos,
-                                    memory, keep)
+                memory_key: Tensor, keep: Optional[Tensor]) -> Tensor:
+        # query, query_pos: B×Q×C; memory and memory_key (the memory plus its
+        # position embedding): B×HW×C; keep: B×Q×HW
+        x = query + self.cross_attn(query + query_pos, memory_key, memory, keep)
         x = self.norm_cross(x)
         qk = x + query_pos
         x = self.norm_self(x + self.self_attn(qk, qk, x))
@@ -158,7 +158,7 @@ class MaskedAttentionDecoder(nn.Module):
             1 + num_layers class logits (B, Q, K+1) and as many mask logits
             (B, Q, H/4, W/4), from X0 first, then after every layer.
         """
-        memories, memory_pos, sizes = self._memories(multi_scale_features)
+        memories, memory_keys, sizes = self._memories(multi_scale_features)
         b = mask_features.shape[0]
         with torch.no_grad():  # the features at each level's size, for the masks
             level_features = [F.interpolate(mask_features, size=tuple(size),
@@ -167,43 +167,49 @@ class MaskedAttentionDecoder(nn.Module):
         query_pos = self.query_embed.weight.unsqueeze(0).expand(b, -1, -1)
         queries = self.query_feat.weight.unsqueeze(0).expand(b, -1, -1)  # B×Q×C
 
-        cls_logits, embed = self.predict(queries)
-        all_cls, embeds = [cls_logits], [embed]
+        # Each layer's attention mask needs the previous set's mask embedding
+        # at once; it is detached, so it is made without autograd here. The
+        # prediction heads of all sets, which the losses differentiate, run
+        # once on the stacked queries after the loop: one LayerNorm, class
+        # and mask-MLP call instead of one per set (fewer kernels, a much
+        # smaller backward graph).
+        states = [queries]
         for i, layer in enumerate(self.layers):
             level = i % self.num_levels
             with torch.no_grad():  # the previous set's logits at this level
+                embed = self.mask_embed(self.post_norm(queries))
                 keep = keep_where_predicted(torch.einsum(
                     'bqc,bchw->bqhw', embed, level_features[level]))
             queries = layer(queries, query_pos, memories[level],
-                            memory_pos[level], keep)
-            cls_logits, embed = self.predict(queries)
-            all_cls.append(cls_logits)
-            embeds.append(embed)
+                            memory_keys[level], keep)
+            states.append(queries)
+        all_cls, embeds = self.predict(torch.stack(states))  # S×B×Q×…
         masks = MaskEmbeddings(embeds, mask_features)
-        return all_cls, masks if embeddings else masks.all_full()
+        return list(all_cls.unbind(0)), masks if embeddings else masks.all_full()
 
     def predict(self, queries: Tensor) -> Tuple[Tensor, Tensor]:
-        """Class logits (B, Q, K+1) and mask embeddings (B, Q, mask_channels)
-        of one set."""
+        """Class logits (..., Q, K+1) and mask embeddings (..., Q,
+        mask_channels) of one set (B, Q, C) or of stacked sets (S, B, Q, C)."""
         queries = self.post_norm(queries)
         return self.cls_embed(queries), self.mask_embed(queries)
 
     def _memories(self, features: Sequence[Tensor]):
-        """Per level: projected features + level embedding (B, hw, C), their
-        sine position embedding (B, hw, C), and (h, w)."""
+        """Per level: projected features + level embedding (B, hw, C), the
+        same plus their sine position embedding (the attention keys' input,
+        made once for the layers that share the level), and (h, w)."""
         if len(features) != self.num_levels:
             raise ValueError(f'MaskedAttentionDecoder: expected {self.num_levels} '
                              f'feature levels, got {len(features)}')
-        memories, positions, sizes = [], [], []
+        memories, keys, sizes = [], [], []
         for level, feat in enumerate(features):
             src = self.input_projs[level](feat)
-            b, _, h, w = src.shape
-            memories.append(src.flatten(2).transpose(1, 2) +
-                            self.level_embed.weight[level])
+            h, w = src.shape[-2:]
+            memory = src.flatten(2).transpose(1, 2) + self.level_embed.weight[level]
             pos = self.position_embedding(h, w, src.device, src.dtype)
-            positions.append(pos.flatten(1).t().unsqueeze(0).expand(b, -1, -1))
+            memories.append(memory)
+            keys.append(memory + pos.flatten(1).t().unsqueeze(0))
             sizes.append((h, w))
-        return memories, positions, sizes
+        return memories, keys, sizes
 
 
 def attention_keep_mask(mask_logits: Tensor, size) -> Tensor:

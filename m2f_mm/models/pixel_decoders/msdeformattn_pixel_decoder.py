@@ -23,8 +23,10 @@ class DeformableAttention(MultiScaleDeformableAttention):
     dropout; adds the residual itself."""
 
     def forward(self, query: Tensor, value: Tensor, query_pos: Tensor,
-                reference_points: Tensor, shapes: Shapes) -> Tensor:
-        # query, query_pos: B×Nq×C; value: B×Nv×C; reference_points: B×Nq×L×2
+                reference_points: Tensor, shapes: Shapes,
+                normalizer: Optional[Tensor] = None) -> Tensor:
+        # query, query_pos: B×Nq×C; value: B×Nv×C; reference_points: B×Nq×L×2;
+        # normalizer: level_sizes(query, shapes), made here if not given
         b, nq, _ = query.shape
         heads, levels, points = self.num_heads, self.num_levels, self.num_points
         q = query + query_pos
@@ -32,14 +34,21 @@ class DeformableAttention(MultiScaleDeformableAttention):
         offsets = self.sampling_offsets(q).view(b, nq, heads, levels, points, 2)
         weights = self.attention_weights(q).view(b, nq, heads, levels * points)
         weights = weights.softmax(-1).view(b, nq, heads, levels, points)
-        # (w, h) per level, L×2; built with new_full so that a traced graph
-        # (ONNX export) reads the sizes from the input instead of freezing them
-        normalizer = torch.stack([torch.stack([query.new_full((), w), query.new_full((), h)])
-                                  for h, w in shapes])
+        if normalizer is None:
+            normalizer = level_sizes(query, shapes)
         locations = reference_points[:, :, None, :, None, :] + \
             offsets / normalizer[:, None, :]
         out = ms_deform_attn(v, shapes, locations, weights, self.im2col_step)
         return self.output_proj(out) + query
+
+
+def level_sizes(like: Tensor, shapes: Shapes) -> Tensor:
+    """(w, h) of every level, (L, 2), in ``like``'s dtype and device: what
+    sampling offsets are divided by. Built with ``new_full`` so that a
+    traced graph (ONNX export) reads the sizes from the input instead of
+    freezing them; the pixel decoder makes it once for all its layers."""
+    return torch.stack([torch.stack([like.new_full((), w), like.new_full((), h)])
+                        for h, w in shapes])
 
 
 class DeformableEncoderLayer(nn.Module):
@@ -58,9 +67,9 @@ class DeformableEncoderLayer(nn.Module):
         self.norm2 = nn.LayerNorm(embed_dims)
 
     def forward(self, x: Tensor, pos: Tensor, reference_points: Tensor,
-                shapes: Shapes) -> Tensor:
+                shapes: Shapes, normalizer: Optional[Tensor] = None) -> Tensor:
         # x, pos: B×N×C; reference_points: B×N×L×2
-        x = self.self_attn(x, x, pos, reference_points, shapes)
+        x = self.self_attn(x, x, pos, reference_points, shapes, normalizer)
         x = self.norm1(x)
         # ReLU in place on a 2-D (not a view) tensor: one large copy fewer
         hidden = self.linear1(x.flatten(0, 1)).relu_()  # BN×ffn_dims
@@ -202,8 +211,9 @@ class MSDeformAttnPixelDecoder(BaseModule):
         sizes = [h * w for h, w in shapes]
         ref = self.reference_points(shapes, x.device)
         ref = ref[None, :, None, :].expand(b, -1, self.num_encoder_levels, -1)
+        normalizer = level_sizes(x, shapes)
         for layer in self.layers:
-            x = layer(x, pos, ref, shapes)
+            x = layer(x, pos, ref, shapes, normalizer)
 
         # back to maps, coarsest first: B×C×h×w
         outs = [t.transpose(1, 2).reshape(b, -1, h, w)
