@@ -31,6 +31,7 @@ import json
 import sys
 
 import torch
+from mmengine.config import DictAction
 
 from bench.models import hf_available
 from bench.precision import set_tf32
@@ -60,6 +61,9 @@ def parse_args(argv=None):
                         help="the train step's optimizer: one AdamW for all (plain) or "
                              "each implementation's config: its parameter groups and "
                              "gradient clipping (see tools/bench/optim.py)")
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
+                        help='override settings of OUR model config (keys below '
+                             '`model`), e.g. panoptic_head.pixel_decoder.with_cp=True')
     parser.add_argument('--no-memory', action='store_true',
                         help='skip the peak-memory subprocesses')
     parser.add_argument('--profile', action='store_true',
@@ -102,6 +106,9 @@ def main(argv=None):
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     set_tf32(args.tf32)  # before any model: the same for every implementation
+    if args.cfg_options:
+        from bench import models
+        models.OURS_OPTIONS.update(args.cfg_options)
 
     if args.memory_worker:
         from bench.memory import memory_worker

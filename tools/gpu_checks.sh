@@ -11,7 +11,8 @@
 # timed), then the benchmark alone
 # on the idle GPU: R-50 COCO panoptic, 1024², train batch 2, inference
 # batch 1, ours vs MMDetection vs Hugging Face, in fp32, fp16 and bf16,
-# each with its config's optimizer (and fp32 with one plain AdamW for all).
+# each with its config's optimizer (and fp32 with one plain AdamW for all),
+# and fp32 with the pixel decoder's with_cp against MMDet.
 # Environment: SUITE_JOBS (pytest-xdist workers for the suite; default 0,
 # no xdist: the suite has not been checked under it), STEP_TIMEOUT (seconds
 # per step, default 600), SUITE_TIMEOUT (for the suite alone), BENCH_REPEATS
@@ -78,6 +79,10 @@ step bench "$PY" tools/benchmark.py "${BENCH[@]}"
 step count_ops "$PY" tools/benchmark.py --device cuda --size 1024 --batch 2 --count-ops --optimizer config
 step count_ops "$PY" tools/benchmark.py --device cuda --size 1024 --batch 2 --count-ops --optimizer plain
 step bench "$PY" tools/benchmark.py "${BENCH[@]}" --amp bf16
+# ours with the pixel decoder's encoder recomputed in backward (with_cp):
+# the memory it saves and the time it costs, against MMDet
+step bench "$PY" tools/benchmark.py "${BENCH[@]}" --impls m2f_mm,mmdet \
+  --cfg-options panoptic_head.pixel_decoder.with_cp=True
 step bench "$PY" tools/benchmark.py "${BENCH[@]}" --amp fp16 --no-memory
 [ -n "${BENCH_TF32:-}" ] && step bench "$PY" tools/benchmark.py "${BENCH[@]}" --tf32 on --no-memory
 # torch.compile against eager, ours only (compiling takes minutes: last)

@@ -101,8 +101,8 @@ def loss_memory(size: int, batch: int, point_sampled: bool, small: bool,
 
 def worker_command(impl: str, mode: str, args, point_sampled: bool = True) -> list:
     """The command line of ``tools/benchmark.py --memory-worker``, with
-    every setting that changes memory: size, batches, device, ``--amp`` and
-    ``--tf32``."""
+    every setting that changes memory: size, batches, device, ``--amp``,
+    ``--tf32`` and ``--cfg-options``."""
     cmd = [sys.executable, CLI, '--memory-worker', impl,
            '--mode', mode, '--size', str(args.size), '--batch', str(args.batch),
            '--infer-batch', str(getattr(args, 'infer_batch', None) or args.batch),
@@ -115,6 +115,9 @@ def worker_command(impl: str, mode: str, args, point_sampled: bool = True) -> li
         cmd.append('--small')
     if not point_sampled:
         cmd.append('--no-point-sampled')
+    options = getattr(args, 'cfg_options', None)
+    if options:
+        cmd += ['--cfg-options'] + [f'{k}={v!r}' for k, v in options.items()]
     return cmd
 
 

@@ -7,6 +7,10 @@ import torch
 
 from . import MMDET_CONFIG, NUM_STUFF, NUM_THINGS, OURS_CONFIG
 
+# ``--cfg-options`` of tools/benchmark.py: keys of OUR model config (below
+# ``model``) and their values, e.g. {'panoptic_head.pixel_decoder.with_cp': True}
+OURS_OPTIONS = {}
+
 
 def model_configs(small: bool = False):
     """(ours, MMDet's) model configs from the two config files, backbone
@@ -20,6 +24,10 @@ def model_configs(small: bool = False):
     for cfg in (ours, ref):
         cfg.backbone.init_cfg = None
         cfg.data_preprocessor.pop('batch_augments', None)
+    if OURS_OPTIONS:
+        merged = Config(dict(model=ours))
+        merged.merge_from_dict({f'model.{k}': v for k, v in OURS_OPTIONS.items()})
+        ours = merged.model
     if small:
         feat, queries, points, chans = 64, 10, 1024, [64, 128, 256, 512]
         for cfg in (ours, ref):

@@ -113,7 +113,15 @@ def header(args) -> str:
             f'fusion (HF: `post_process_panoptic_segmentation`); images/s = batch / '
             f'median time; peak memory = peak {memory} above the start of a train '
             f'step, each implementation in a fresh process.\n'
-            f'{tf32_state(getattr(args, "tf32", None))}\n')
+            f'{tf32_state(getattr(args, "tf32", None))}\n' + _options(args))
+
+
+def _options(args) -> str:
+    options = getattr(args, 'cfg_options', None)
+    if not options:
+        return ''
+    return 'Ours with ' + ', '.join(f'`{k}={v!r}`' for k, v in options.items()) + '.\n'
+
 
 
 def run_benchmark(benches: Dict[str, Bench], args) -> str:

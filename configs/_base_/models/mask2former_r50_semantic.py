@@ -52,7 +52,10 @@ model = dict(
             num_points=4,
             ffn_dims=1024,
             norm_cfg=dict(type='GN', num_groups=32),
-            act_cfg=dict(type='ReLU')),
+            act_cfg=dict(type='ReLU'),
+            # True: recompute the encoder layers in backward (less memory,
+            # one more encoder forward per step)
+            with_cp=False),
         transformer_decoder=dict(num_layers=9, num_heads=8, ffn_dims=2048),
         loss_weights=dict(cls=2.0, mask=5.0, dice=5.0),
         no_object_weight=0.1,

@@ -1,4 +1,5 @@
 """Multi-scale deformable-attention pixel decoder (Mask2Former, section 3.2)."""
+import contextlib
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -6,8 +7,9 @@ from mmcv.cnn import ConvModule
 from mmcv.ops import MultiScaleDeformableAttention
 from mmengine.model import BaseModule, caffe2_xavier_init, normal_init, xavier_init
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
-from m2f_mm.ops import ms_deform_attn, resize_bilinear
+from m2f_mm.ops import fast_paths, fast_paths_enabled, ms_deform_attn, resize_bilinear
 from m2f_mm.registry import MODELS
 from ..utils.position_encoding import SinePositionEmbedding
 
@@ -51,6 +53,12 @@ def level_sizes(like: Tensor, shapes: Shapes) -> Tensor:
                         for h, w in shapes])
 
 
+def _same_paths():
+    """checkpoint's contexts: the recomputation in backward runs with the
+    fast-path switch of the forward, so it takes the same implementations."""
+    return contextlib.nullcontext(), fast_paths(fast_paths_enabled())
+
+
 class DeformableEncoderLayer(nn.Module):
     """Post-norm encoder layer: deformable self-attention → FFN."""
 
@@ -90,6 +98,10 @@ class MSDeformAttnPixelDecoder(BaseModule):
         num_layers, num_heads, num_points, ffn_dims: encoder shape.
         num_outs: pyramid levels returned for the Transformer decoder.
         norm_cfg, act_cfg: of the projection and FPN convolutions.
+        with_cp: in training, keep only each encoder layer's input for
+            backward and recompute the layer there (``torch.utils.checkpoint``,
+            like MMDetection's backbones' ``with_cp``): less memory, one more
+            encoder forward per step.
 
     Returns (forward):
         mask features (B, out_channels, H/4, W/4) and the multi-scale pyramid,
@@ -109,6 +121,7 @@ class MSDeformAttnPixelDecoder(BaseModule):
                  num_outs: int = 3,
                  norm_cfg: Dict = dict(type='GN', num_groups=32),
                  act_cfg: Dict = dict(type='ReLU'),
+                 with_cp: bool = False,
                  init_cfg: Optional[Dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if len(in_channels) != len(strides):
@@ -123,6 +136,7 @@ class MSDeformAttnPixelDecoder(BaseModule):
         self.num_levels = len(in_channels)
         self.num_encoder_levels = num_encoder_levels
         self.num_outs = num_outs
+        self.with_cp = with_cp
         # encoder levels, coarsest first
         self.enc_level_ids = list(
             range(self.num_levels - 1, self.num_levels - num_encoder_levels - 1, -1))
@@ -212,8 +226,17 @@ class MSDeformAttnPixelDecoder(BaseModule):
         ref = self.reference_points(shapes, x.device)
         ref = ref[None, :, None, :].expand(b, -1, self.num_encoder_levels, -1)
         normalizer = level_sizes(x, shapes)
+        recompute = self.with_cp and self.training and torch.is_grad_enabled()
+        # a compiled graph holds the recomputation itself, with the
+        # implementations it traced (and checkpoint takes no other contexts
+        # there)
+        contexts = {} if torch.compiler.is_compiling() else dict(context_fn=_same_paths)
         for layer in self.layers:
-            x = layer(x, pos, ref, shapes, normalizer)
+            if recompute:
+                x = checkpoint(layer, x, pos, ref, shapes, normalizer,
+                               use_reentrant=False, **contexts)
+            else:
+                x = layer(x, pos, ref, shapes, normalizer)
 
         # back to maps, coarsest first: B×C×h×w
         outs = [t.transpose(1, 2).reshape(b, -1, h, w)
