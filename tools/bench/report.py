@@ -123,7 +123,6 @@ def _options(args) -> str:
     return 'Ours with ' + ', '.join(f'`{k}={v!r}`' for k, v in options.items()) + '.\n'
 
 
-
 def run_benchmark(benches: Dict[str, Bench], args) -> str:
     """Times, memory and output differences, as Markdown. An implementation
     that raises in its warm-up is left out of the timings and shown as
