@@ -186,7 +186,8 @@ def test_op_count_report(benches):
     report = op_count_report({k: benches[k] for k in ('m2f_mm', 'mmdet')}, args)
     *tables, common = report.split('### ')[1:]
     assert [t.splitlines()[0] for t in tables] == [
-        'aten ops, nested calls included', 'aten ops, top-level ops only']
+        'aten ops, nested calls included', 'aten ops, top-level ops only',
+        'aten ops, top-level ops that compute (not views)']
     assert common.startswith('most frequent top-level ops of the optimizer step')
     assert '- m2f_mm (ours): ' in common and '`_foreach_' in common
     for table in tables:
@@ -221,7 +222,7 @@ def test_config_optimizer_is_each_configs(benches):
     report = op_count_report(dict(m2f_mm=ours, mmdet=ref), args)
     assert 'config optimizer' in report.splitlines()[0]
     top = report.split('### ')[2]
-    assert '`_fused_adamw_`' in report.split('### ')[3]
+    assert '`_fused_adamw_`' in report.split('### ')[-1]
     rows = [line.split('|')[2:-1] for line in top.splitlines()
             if line.startswith(('| m2f_mm', '| MMDetection'))]
     assert 0 < int(rows[0][2]) < int(rows[1][2])
@@ -229,6 +230,30 @@ def test_config_optimizer_is_each_configs(benches):
         ['--optimizer', 'config']))
     with pytest.raises(SystemExit):
         benchmark.parse_args(['--optimizer', 'mine'])
+
+
+def test_computing_ops_leave_out_views():
+    """The 'top-level ops that compute' count: views and allocations are
+    left out, an op that copies underneath (``contiguous`` of a transpose,
+    ``to`` another dtype) is counted once."""
+    from torch.profiler import profile
+
+    from bench.profiling import computing_ops, is_view
+    assert all(is_view(f'aten::{n}') for n in ('select', 'detach', 'expand', 'reshape',
+                                               'view', 't', 'unbind'))
+    assert not any(is_view(f'aten::{n}') for n in ('add_', 'mm', 'item', 'clone',
+                                                   'index', 'no_such_op'))
+    x = torch.ones(4, 3)
+    with profile() as prof:
+        x.select(0, 0)
+        x.reshape(3, 4)
+        x.detach().unsqueeze(0).expand(2, 4, 3)
+        torch.empty(5)
+        x.to(torch.float32)  # already float32: an alias
+        x.t().contiguous()  # copies
+        x.to(torch.float64)  # copies
+        x + 1
+    assert computing_ops(prof) == 3
 
 
 def test_cuda_launch_and_sync_tables(monkeypatch):
@@ -242,7 +267,7 @@ def test_cuda_launch_and_sync_tables(monkeypatch):
         'cudaLaunchKernel', 'cudaLaunchKernelExC', 'cudaStreamSynchronize',
         'aten::mm', 'cudaLaunchKernel', 'cudaMemcpyAsync')]
     assert profiling.cuda_runtime_counts(events) == (3, 1)
-    fake = {'m2f_mm': (10, 5, Counter(), 4, 1), 'mmdet': (20, 10, Counter(), 16, 4)}
+    fake = {'m2f_mm': (10, 5, Counter(), 4, 1, 3), 'mmdet': (20, 10, Counter(), 16, 4, 6)}
     monkeypatch.setattr(profiling, 'count_aten_ops',
                         lambda bench: {p: fake[bench] for p in profiling.PHASES})
     args = SimpleNamespace(size=64, batch=1, small=True, optimizer='config')

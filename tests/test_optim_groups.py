@@ -181,6 +181,7 @@ def test_every_config_with_an_optimizer_uses_the_grouped_constructor():
         assert optim.get('constructor') == 'm2f_mm.GroupedOptimWrapperConstructor', path
         hooks = [h['type'] for h in Config.fromfile(path).get('custom_hooks', [])]
         assert 'm2f_mm.MergedGroupsResumeHook' in hooks, path
+        assert 'm2f_mm.LogVarsToHostHook' in hooks, path
         checked += 1
     assert checked >= 30
 

@@ -168,8 +168,10 @@ optim_wrapper = dict(
         norm_decay_mult=0.0),
     clip_grad=dict(max_norm=0.01, norm_type=2))
 # resuming a checkpoint saved with one parameter group per parameter: the
-# param schedulers' per-group values follow the merged groups
-custom_hooks = [dict(type='m2f_mm.MergedGroupsResumeHook')]
+# param schedulers' per-group values follow the merged groups; the losses
+# reach the logs in one copy from the GPU, not one synchronisation each
+custom_hooks = [dict(type='m2f_mm.MergedGroupsResumeHook'),
+                dict(type='m2f_mm.LogVarsToHostHook')]
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=50),
     dict(type='CosineAnnealingLR', begin=50, end=max_iters, by_epoch=False,

@@ -1,4 +1,7 @@
 """Runner hooks of m2f_mm."""
+from typing import Optional
+
+import torch
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 
@@ -24,3 +27,29 @@ class MergedGroupsResumeHook(Hook):
         if optimizer is not None and merge_scheduler_states(checkpoint, optimizer):
             print_log('param scheduler states saved with one parameter group per '
                       'parameter put in the merged groups', logger='current')
+
+
+@HOOKS.register_module()
+class LogVarsToHostHook(Hook):
+    """Brings a train step's log variables (the losses) from the GPU in one
+    copy, before mmengine's ``RuntimeInfoHook`` turns each into a number
+    with its own ``.item()``: one host synchronisation per iteration
+    instead of one per loss term (31 for Mask2Former). The values stay
+    0-d tensors, on the CPU, so hooks that test them as tensors (e.g.
+    MMDet's ``CheckInvalidLossHook``) work unchanged, with their dtypes.
+    Log variables that are not one-element floating-point tensors are left
+    as they are."""
+
+    priority = 'HIGHEST'  # before RuntimeInfoHook (VERY_HIGH)
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None,
+                         outputs: Optional[dict] = None) -> None:
+        if not outputs:
+            return
+        keys = [k for k, v in outputs.items() if isinstance(v, torch.Tensor)
+                and v.numel() == 1 and v.is_floating_point()]
+        if not keys:
+            return
+        values = torch.stack([outputs[k].detach().reshape(()).float() for k in keys])
+        for key, value in zip(keys, values.cpu().unbind()):
+            outputs[key] = value.to(outputs[key].dtype)

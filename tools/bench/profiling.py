@@ -1,9 +1,12 @@
 """Where our train step goes: wall time by stage, and torch.profiler's
 table by op."""
 import contextlib
+import functools
 import time
 from collections import Counter, defaultdict
 from typing import Callable, Dict, Tuple
+
+import torch
 
 from . import NAMES
 from .precision import tf32_state
@@ -133,6 +136,45 @@ def _aten_counts(prof) -> Tuple[int, int, Counter]:
     return nested, sum(top.values()), top
 
 
+# ops that make a tensor without computing: no kernel on any device
+ALLOCATIONS = frozenset(('aten::empty', 'aten::empty_like', 'aten::empty_strided',
+                         'aten::new_empty', 'aten::new_empty_strided'))
+
+
+@functools.lru_cache(maxsize=None)
+def is_view(name: str) -> bool:
+    """Whether every overload of the aten op ``name`` returns only aliases
+    of its inputs that it does not write: a view (``select``, ``detach``,
+    ``expand`` ...), which launches no kernel."""
+    packet = getattr(torch.ops.aten, name.split('::', 1)[1], None)
+    if packet is None:
+        return False
+    schemas = [getattr(packet, o)._schema for o in packet.overloads()]
+    return bool(schemas) and all(
+        s.returns and all(r.alias_info is not None and not r.alias_info.is_write
+                          for r in s.returns) for s in schemas)
+
+
+def computing_ops(prof) -> int:
+    """Top-level aten ops that compute: those with an op other than a view
+    or an allocation in their call tree (``to`` counts when it copies,
+    ``reshape`` when it copies, ``select`` never). On CUDA that is about
+    the kernels the step launches, as a count on CPU."""
+    def computes(event) -> bool:
+        if event.name.startswith('aten::') and not (
+                is_view(event.name) or event.name in ALLOCATIONS):
+            return True
+        return any(computes(child) for child in event.cpu_children)
+
+    def top_level(event) -> bool:
+        parent = event.cpu_parent
+        while parent is not None and not parent.name.startswith('aten::'):
+            parent = parent.cpu_parent
+        return parent is None
+    return sum(1 for e in prof.events() if e.name.startswith('aten::')
+               and top_level(e) and computes(e))
+
+
 LAUNCHES = ('cudaLaunchKernel', 'cudaLaunchKernelExC', 'cuLaunchKernel', 'cuLaunchKernelEx')
 SYNCS = ('cudaStreamSynchronize', 'cudaDeviceSynchronize', 'cudaEventSynchronize')
 
@@ -147,7 +189,8 @@ def cuda_runtime_counts(events) -> Tuple[int, int]:
 def count_aten_ops(bench: Bench) -> Dict[str, Tuple]:
     """aten operators of one train step by phase (:data:`PHASES`), as
     (nested calls included, top-level only, top-level by name, CUDA kernel
-    launches, CUDA host synchronisations), with the fast paths off: on
+    launches, CUDA host synchronisations, top-level ones that compute:
+    :func:`computing_ops`), with the fast paths off: on
     CPU that is the path CUDA takes, and the count follows the kernels it
     launches; on CUDA the launches and synchronisations are counted too.
     The bench's AdamW is the multi-tensor one CUDA picks by default, or a
@@ -176,7 +219,7 @@ def count_aten_ops(bench: Bench) -> Dict[str, Tuple]:
         with profile(activities=activities) as prof:
             yield
         launches, syncs = (max(0, n - b) for n, b in zip(runtime(prof), base))
-        counts[phase] = _aten_counts(prof) + (launches, syncs)
+        counts[phase] = _aten_counts(prof) + (launches, syncs, computing_ops(prof))
 
     with fast_paths(False):
         bench.train_step()
@@ -197,7 +240,8 @@ def op_count_report(benches: Dict[str, Bench], args) -> str:
     ours = counts.get('m2f_mm')
     # (index in count_aten_ops' tuples, heading); the CUDA runtime's counts
     # only where there are any (on CUDA)
-    kinds = [(0, 'aten ops, nested calls included'), (1, 'aten ops, top-level ops only')]
+    kinds = [(0, 'aten ops, nested calls included'), (1, 'aten ops, top-level ops only'),
+             (5, 'aten ops, top-level ops that compute (not views)')]
     if any(c[phase][3] for c in counts.values() for phase in PHASES):
         kinds += [(3, 'CUDA kernel launches'), (4, 'CUDA host synchronisations')]
     tables = []

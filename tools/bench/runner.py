@@ -60,8 +60,9 @@ class Bench:
         if self.name == 'hf':
             return self.model(pixel_values=self.inputs, mask_labels=self.hf_masks,
                               class_labels=self.hf_labels).loss
-        losses = self.model.loss(self.inputs, self.samples)
-        return sum(v.sum() for k, v in losses.items() if 'loss' in k)
+        # the total as mmengine's train_step takes it (the model's own
+        # parse_losses), so that its ops are counted too
+        return self.model.parse_losses(self.model.loss(self.inputs, self.samples))[0]
 
     def backward(self, loss: torch.Tensor) -> None:
         """The loss's backward; in fp16 of the GradScaler's scaled loss."""

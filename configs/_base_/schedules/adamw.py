@@ -20,5 +20,7 @@ optim_wrapper = dict(
         norm_decay_mult=0.0),
     clip_grad=dict(max_norm=0.01, norm_type=2))
 # resuming a checkpoint saved with one parameter group per parameter: the
-# param schedulers' per-group values follow the merged groups
-custom_hooks = [dict(type='m2f_mm.MergedGroupsResumeHook')]
+# param schedulers' per-group values follow the merged groups; the losses
+# reach the logs in one copy from the GPU, not one synchronisation each
+custom_hooks = [dict(type='m2f_mm.MergedGroupsResumeHook'),
+                dict(type='m2f_mm.LogVarsToHostHook')]
