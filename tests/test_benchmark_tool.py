@@ -194,13 +194,18 @@ def test_op_count_report(benches):
         rows = [line.split('|')[2:-1] for line in table.splitlines()
                 if line.startswith(('| m2f_mm', '| MMDetection'))]
         assert len(rows) == 2
-        (*ours, ours_total, _), (*theirs, theirs_total, ratio) = rows
+        (*ours, ours_total, _, ours_infer, _), \
+            (*theirs, theirs_total, ratio, theirs_infer, infer_ratio) = rows
         assert [int(n) for n in ours] and int(ours_total) == sum(map(int, ours))
         assert int(theirs_total) == sum(map(int, theirs))
         assert 0 < int(ours_total) < int(theirs_total)  # MMDet's per-image loops
         assert ratio.strip() == f'{int(ours_total) / int(theirs_total):.2f}×'
         # the same multi-tensor AdamW: same parameter count, same optimizer ops
         assert ours[2] == theirs[2]
+        # inference: MMDet's fusion loops over segments and masks
+        assert 0 < int(ours_infer) < int(theirs_infer)
+        assert infer_ratio.strip() == f'{int(ours_infer) / int(theirs_infer):.2f}×'
+    assert '| inference (batch 1) | ours / it |' in tables[0]
 
 
 def test_config_optimizer_is_each_configs(benches):
@@ -272,11 +277,13 @@ def test_cuda_launch_and_sync_tables(monkeypatch):
         'aten::mm', 'cudaLaunchKernel', 'cudaMemcpyAsync')]
     assert profiling.cuda_runtime_counts(events) == (3, 1)
     fake = {'m2f_mm': (10, 5, Counter(), 4, 1, 3), 'mmdet': (20, 10, Counter(), 16, 4, 6)}
-    monkeypatch.setattr(profiling, 'count_aten_ops',
-                        lambda bench: {p: fake[bench] for p in profiling.PHASES})
+    monkeypatch.setattr(profiling, 'count_aten_ops', lambda bench: {
+        p: fake[bench.name] for p in profiling.PHASES + ('inference',)})
     args = SimpleNamespace(size=64, batch=1, small=True, optimizer='config')
-    report = profiling.op_count_report({'m2f_mm': 'm2f_mm', 'mmdet': 'mmdet'}, args)
+    report = profiling.op_count_report(
+        {n: SimpleNamespace(name=n, infer_batch=2) for n in ('m2f_mm', 'mmdet')}, args)
     launches = report.split('### CUDA kernel launches')[1].split('###')[0]
-    assert '| MMDetection 3.3 | 16 | 16 | 16 | 48 | 0.25× |' in launches
+    assert '| MMDetection 3.3 | 16 | 16 | 16 | 48 | 0.25× | 16 | 0.25× |' in launches
     syncs = report.split('### CUDA host synchronisations')[1].split('###')[0]
-    assert '| m2f_mm (ours) | 1 | 1 | 1 | 3 | — |' in syncs
+    assert '| m2f_mm (ours) | 1 | 1 | 1 | 3 | — | 1 | — |' in syncs
+    assert '| inference (batch 2) |' in syncs

@@ -194,7 +194,8 @@ def count_aten_ops(bench: Bench) -> Dict[str, Tuple]:
     CPU that is the path CUDA takes, and the count follows the kernels it
     launches; on CUDA the launches and synchronisations are counted too.
     The bench's AdamW is the multi-tensor one CUDA picks by default, or a
-    config's fused one (see :class:`Bench`)."""
+    config's fused one (see :class:`Bench`). ``'inference'``: the same
+    counts of one :meth:`Bench.predict` (forward and fusion)."""
     from torch.profiler import ProfilerActivity, profile
 
     from m2f_mm.ops import fast_paths
@@ -230,12 +231,16 @@ def count_aten_ops(bench: Bench) -> Dict[str, Tuple]:
             bench.backward(loss)  # of the scaled loss under fp16, as in a step
         with counted(PHASES[2]):
             bench.optimizer_step()  # with the config's clipping, if any
+        bench.predict()
+        with counted('inference'):
+            bench.predict()
     return counts
 
 
 def op_count_report(benches: Dict[str, Bench], args) -> str:
     """aten operators per train step of each implementation, by phase and
-    in all, as Markdown; the last columns are ours over each."""
+    in all, and per inference, as Markdown; the ratio columns are ours over
+    each."""
     counts = {name: count_aten_ops(bench) for name, bench in benches.items()}
     ours = counts.get('m2f_mm')
     # (index in count_aten_ops' tuples, heading); the CUDA runtime's counts
@@ -248,14 +253,19 @@ def op_count_report(benches: Dict[str, Bench], args) -> str:
     for k, heading in kinds:
         def total(c):
             return sum(c[phase][k] for phase in PHASES)
+        def ratio(name, mine, theirs):
+            return '—' if name == 'm2f_mm' or not ours or not theirs else \
+                f'{mine / theirs:.2f}×'
         rows = []
         for name, c in counts.items():
-            ratio = ('—' if name == 'm2f_mm' or not ours or not total(c)
-                     else f'{total(ours) / total(c):.2f}×')
+            infer = c['inference'][k]
             rows.append([NAMES[name]] + [str(c[phase][k]) for phase in PHASES]
-                        + [str(total(c)), ratio])
+                        + [str(total(c)), ratio(name, ours and total(ours), total(c)),
+                           str(infer), ratio(name, ours and ours['inference'][k], infer)])
+        batch = next(iter(benches.values())).infer_batch
         tables.append(f'### {heading}\n\n' + markdown_table(
-            ['implementation', *PHASES, 'train step', 'ours / it'], rows))
+            ['implementation', *PHASES, 'train step', 'ours / it',
+             f'inference (batch {batch})', 'ours / it'], rows))
     common = '\n'.join(
         f'- {NAMES[name]}: ' + ', '.join(
             f'{n} `{op[6:]}`' for op, n in c[PHASES[2]][2].most_common(6))
