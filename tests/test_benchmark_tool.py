@@ -245,7 +245,8 @@ def test_computing_ops_leave_out_views():
 
     from bench.profiling import computing_ops, is_view
     assert all(is_view(f'aten::{n}') for n in ('select', 'detach', 'expand', 'reshape',
-                                               'view', 't', 'unbind'))
+                                               'view', 't', 'unbind', 'slice', 'split',
+                                               'narrow', 'chunk'))
     assert not any(is_view(f'aten::{n}') for n in ('add_', 'mm', 'item', 'clone',
                                                    'index', 'no_such_op'))
     x = torch.ones(4, 3)
@@ -254,6 +255,9 @@ def test_computing_ops_leave_out_views():
     torch.use_deterministic_algorithms(False)
     with profile() as prof:
         x.select(0, 0)
+        x[1:3, :2]
+        x.split(2)
+        x.narrow(1, 0, 2)
         x.reshape(3, 4)
         x.detach().unsqueeze(0).expand(2, 4, 3)
         torch.empty(5)

@@ -17,27 +17,62 @@ CLASSES = THINGS + STUFF
 def _inputs(seed, q=30, h=24, w=32):
     g = torch.Generator().manual_seed(seed)
     cls = torch.randn(q, CLASSES + 1, generator=g) * 4
-    masks = torch.randn(q, h, w, generator=g) * 3
-    # a few queries nearly cover the map, a few are empty
-    masks[:3] += 6
-    masks[3:5] = -20
+    # soft masks: pixels are often won by a query whose probability there is
+    # below 0.5 (what filter_low_score drops)
+    masks = torch.randn(q, h, w, generator=g) - 1.0
+    masks[:2] += 1.0  # two queries cover more
+    masks[2:4] = -20  # two are empty
     return cls, masks
 
 
-@pytest.mark.parametrize('seed', range(6))
-@pytest.mark.parametrize('iou_thr,object_thr,filter_low',
-                         [(0.8, 0.8, False), (0.5, 0.2, False), (0.0, 0.1, True),
-                          (1.0, 0.3, False), (0.3, 0.05, True)])
-def test_panoptic_fusion_equals_mmdets(seed, iou_thr, object_thr, filter_low):
-    cls, masks = _inputs(seed)
-    ref_head = MaskFormerFusionHead(
+def _mmdet(cls, masks, object_thr=0.8, iou_thr=0.8, filter_low=False):
+    head = MaskFormerFusionHead(
         num_things_classes=THINGS, num_stuff_classes=STUFF,
         test_cfg=dict(object_mask_thr=object_thr, iou_thr=iou_thr,
                       filter_low_score=filter_low))
-    ref = ref_head.panoptic_postprocess(cls, masks).sem_seg[0]
+    return head.panoptic_postprocess(cls, masks).sem_seg[0]
+
+
+CASES = [(0.8, 0.8, False), (0.5, 0.2, False), (0.0, 0.1, True),
+         (1.0, 0.3, False), (0.3, 0.05, True), (0.3, 0.05, False)]
+
+
+@pytest.mark.parametrize('seed', range(6))
+@pytest.mark.parametrize('iou_thr,object_thr,filter_low', CASES)
+def test_panoptic_fusion_equals_mmdets(seed, iou_thr, object_thr, filter_low):
+    cls, masks = _inputs(seed)
+    ref = _mmdet(cls, masks, object_thr, iou_thr, filter_low)
     ours = panoptic_fusion(cls, masks, CLASSES, THINGS, object_thr, iou_thr, filter_low)
     assert ours.dtype == ref.dtype == torch.int32
     assert torch.equal(ours, ref)
+
+
+def test_the_cases_exercise_the_fusion():
+    """The inputs above are not trivial: several segments per map, and
+    filter_low_score changes maps."""
+    segments, filtered = [], 0
+    for seed in range(6):
+        cls, masks = _inputs(seed)
+        segments.append(len(torch.unique(_mmdet(cls, masks, 0.05, 0.3))))
+        filtered += not torch.equal(_mmdet(cls, masks, 0.05, 0.0, True),
+                                    _mmdet(cls, masks, 0.05, 0.0, False))
+    assert min(segments) >= 4, segments
+    assert filtered >= 3
+
+
+@pytest.mark.parametrize('iou_thr', [0.8, 0.81])
+def test_panoptic_fusion_at_the_iou_boundary(iou_thr):
+    """A thing whose own mask is 5 pixels, 4 of them won: 4/5 = 0.8 is kept
+    at iou_thr 0.8 and dropped just above."""
+    masks = torch.tensor([[[5., 5, 5, 5, 5, -5]],  # the thing
+                          [[-5., -5, -5, -5, 8, 8]]])  # a stuff segment
+    cls = torch.full((2, CLASSES + 1), -10.0)
+    cls[0, 0] = cls[1, THINGS + 1] = 10.0
+    ours = panoptic_fusion(cls, masks, CLASSES, THINGS, 0.8, iou_thr)
+    assert torch.equal(ours, _mmdet(cls, masks, 0.8, iou_thr))
+    thing = 0 + 1 * 1000  # label 0, instance 1
+    assert ours[0].tolist() == ([thing] * 4 if iou_thr == 0.8 else [CLASSES] * 4) \
+        + [THINGS + 1] * 2
 
 
 def test_panoptic_fusion_nothing_kept_is_void():

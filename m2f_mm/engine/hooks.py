@@ -46,10 +46,14 @@ class LogVarsToHostHook(Hook):
                          outputs: Optional[dict] = None) -> None:
         if not outputs:
             return
-        keys = [k for k, v in outputs.items() if isinstance(v, torch.Tensor)
-                and v.numel() == 1 and v.is_floating_point()]
-        if not keys:
-            return
-        values = torch.stack([outputs[k].detach().reshape(()).float() for k in keys])
-        for key, value in zip(keys, values.cpu().unbind()):
-            outputs[key] = value.to(outputs[key].dtype)
+        by_device = {}
+        for key, value in outputs.items():
+            if isinstance(value, torch.Tensor) and value.numel() == 1 \
+                    and value.is_floating_point():
+                by_device.setdefault(value.device, []).append(key)
+        for keys in by_device.values():  # one copy per device (one in all)
+            # in float64, which holds every float dtype's values exactly
+            values = torch.stack([outputs[k].detach().reshape(()).double()
+                                  for k in keys]).cpu()
+            for key, value in zip(keys, values.unbind()):
+                outputs[key] = value.to(outputs[key].dtype)

@@ -143,13 +143,17 @@ ALLOCATIONS = frozenset(('aten::empty', 'aten::empty_like', 'aten::empty_strided
 
 @functools.lru_cache(maxsize=None)
 def is_view(name: str) -> bool:
-    """Whether every overload of the aten op ``name`` returns only aliases
-    of its inputs that it does not write: a view (``select``, ``detach``,
-    ``expand`` ...), which launches no kernel."""
+    """Whether every tensor overload of the aten op ``name`` (its first
+    argument a Tensor: ``slice`` also has overloads on lists and strings)
+    returns only aliases of its inputs that it does not write: a view
+    (``select``, ``slice``, ``detach``, ``expand`` ...), which launches no
+    kernel."""
     packet = getattr(torch.ops.aten, name.split('::', 1)[1], None)
     if packet is None:
         return False
     schemas = [getattr(packet, o)._schema for o in packet.overloads()]
+    schemas = [s for s in schemas
+               if s.arguments and isinstance(s.arguments[0].type, torch.TensorType)]
     return bool(schemas) and all(
         s.returns and all(r.alias_info is not None and not r.alias_info.is_write
                           for r in s.returns) for s in schemas)

@@ -56,8 +56,10 @@ class Mask2Former(MMDetMask2Former):
             else:
                 raise TypeError(f'{name} is not a tensor or list of tensors')
         terms = [v for k, v in log_vars.items() if 'loss' in k]
-        if len({(t.dtype, t.device) for t in terms}) != 1:
-            return super().parse_losses(losses)  # none, or mixed dtypes
+        if not all(isinstance(t, Tensor) and t.is_floating_point() for t in terms) \
+                or len({(t.dtype, t.device) for t in terms}) != 1:
+            # none, an empty list, integers, mixed dtypes or devices
+            return super().parse_losses(losses)
         loss = torch.stack(terms).sum()
         return loss, {'loss': loss, **log_vars}
 

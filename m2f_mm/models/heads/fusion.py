@@ -41,7 +41,8 @@ def panoptic_fusion(cls_logits: Tensor, mask_logits: Tensor, num_classes: int,
     stuff and ``num_classes`` for void.
 
     MMDet's loop over the segments, without it: one host synchronisation
-    (which queries are kept) instead of three per segment on CUDA.
+    (which queries are kept) instead of several per segment on CUDA (two
+    area reads and a boolean-mask write).
     """
     scores, labels = cls_logits.softmax(-1).max(-1)
     keep = (labels != num_classes) & (scores > object_mask_thr)
@@ -99,8 +100,9 @@ def instance_fusion(cls_logits: Tensor, mask_logits: Tensor, num_classes: int,
 
 
 def mask_boxes(masks: Tensor) -> Tensor:
-    """MMDet's ``mask2bbox`` without its loop over the masks (two host
-    synchronisations per mask on CUDA, six ops each): the (x0, y0, x1, y1)
+    """MMDet's ``mask2bbox`` without its loop over the masks (two
+    ``nonzero`` and four ``.item()`` per mask: six host synchronisations on
+    CUDA): the (x0, y0, x1, y1)
     box of each (N, H, W) boolean mask's pixels, x1 and y1 one past the
     last, float32; zeros for an empty mask."""
     n, h, w = masks.shape
