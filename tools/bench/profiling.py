@@ -117,6 +117,15 @@ def profile_report(bench: Bench, args) -> str:
 PHASES = ('forward + loss', 'backward', 'optimizer')
 
 
+def _is_top_level(event) -> bool:
+    """No other aten op called this one (profiler frames between them,
+    such as autograd nodes, do not count)."""
+    parent = event.cpu_parent
+    while parent is not None and not parent.name.startswith('aten::'):
+        parent = parent.cpu_parent
+    return parent is None
+
+
 def _aten_counts(prof) -> Tuple[int, int, Counter]:
     """(all aten ops, nested calls included; top-level aten ops only; the
     top-level ones by name) of one profile. A top-level op is one no other
@@ -128,10 +137,7 @@ def _aten_counts(prof) -> Tuple[int, int, Counter]:
         if not event.name.startswith('aten::'):
             continue
         nested += 1
-        parent = event.cpu_parent
-        while parent is not None and not parent.name.startswith('aten::'):
-            parent = parent.cpu_parent
-        if parent is None:
+        if _is_top_level(event):
             top[event.name] += 1
     return nested, sum(top.values()), top
 
@@ -169,14 +175,8 @@ def computing_ops(prof) -> int:
                 is_view(event.name) or event.name in ALLOCATIONS):
             return True
         return any(computes(child) for child in event.cpu_children)
-
-    def top_level(event) -> bool:
-        parent = event.cpu_parent
-        while parent is not None and not parent.name.startswith('aten::'):
-            parent = parent.cpu_parent
-        return parent is None
     return sum(1 for e in prof.events() if e.name.startswith('aten::')
-               and top_level(e) and computes(e))
+               and _is_top_level(e) and computes(e))
 
 
 LAUNCHES = ('cudaLaunchKernel', 'cudaLaunchKernelExC', 'cuLaunchKernel', 'cuLaunchKernelEx')
@@ -255,13 +255,13 @@ def op_count_report(benches: Dict[str, Bench], args) -> str:
              (5, 'aten ops, top-level ops that compute (not views)')]
     if any(c[phase][3] for c in counts.values() for phase in PHASES):
         kinds += [(3, 'CUDA kernel launches'), (4, 'CUDA host synchronisations')]
+    def ratio(name, mine, theirs):
+        return '—' if name == 'm2f_mm' or not ours or not theirs else \
+            f'{mine / theirs:.2f}×'
     tables = []
     for k, heading in kinds:
         def total(c):
             return sum(c[phase][k] for phase in PHASES)
-        def ratio(name, mine, theirs):
-            return '—' if name == 'm2f_mm' or not ours or not theirs else \
-                f'{mine / theirs:.2f}×'
         rows = []
         for name, c in counts.items():
             infer = c['inference'][k]

@@ -102,10 +102,9 @@ def instance_fusion(cls_logits: Tensor, mask_logits: Tensor, num_classes: int,
 def mask_boxes(masks: Tensor) -> Tensor:
     """MMDet's ``mask2bbox`` without its loop over the masks (two
     ``nonzero`` and four ``.item()`` per mask: six host synchronisations on
-    CUDA): the (x0, y0, x1, y1)
-    box of each (N, H, W) boolean mask's pixels, x1 and y1 one past the
-    last, float32; zeros for an empty mask."""
-    n, h, w = masks.shape
+    CUDA): the (x0, y0, x1, y1) box of each (N, H, W) boolean mask's
+    pixels, x1 and y1 one past the last, float32; zeros for an empty mask."""
+    h, w = masks.shape[1:]
     cols, rows = masks.any(1), masks.any(2)  # N×W, N×H
     xs = torch.arange(w, device=masks.device)
     ys = torch.arange(h, device=masks.device)
