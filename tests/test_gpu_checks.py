@@ -1,0 +1,64 @@
+"""tools/gpu_checks.sh without a GPU (DRY_RUN): the steps it would run, in
+which order, under which time limits, and what a short budget skips. The
+script exists for machines lent for minutes, where a step order or budget
+mistake costs the whole loan."""
+import os
+import re
+import subprocess
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _plan(tmp_path, **env):
+    run_env = dict(os.environ, DRY_RUN='1', **{k: str(v) for k, v in env.items()})
+    proc = subprocess.run(['bash', os.path.join(REPO, 'tools/gpu_checks.sh'), str(tmp_path)],
+                          env=run_env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = (tmp_path / 'summary.txt').read_text().splitlines()
+    assert lines[-1].endswith('done'), lines
+    return [line.split('] ', 1)[1] for line in lines[1:-1]]
+
+
+def _bench_args(line):
+    return line.split('tools/benchmark.py ', 1)[1].split()
+
+
+def test_every_step_in_priority_order(tmp_path):
+    steps = _plan(tmp_path)
+    names = [s.split(':', 1)[0] for s in steps]
+    # the three checks start side by side: their lines come in any order
+    assert sorted(names[:3]) == ['cuda_tests', 'quickstart', 'suite']
+    assert names[3:] == ['bench', 'bench', 'bench', 'count_ops', 'bench', 'bench', 'count_ops']
+    assert all('would run with a 600 s limit' in s for s in steps)
+    # the README's table first: fp32 then bf16, both with memory and each
+    # config's optimizer
+    fp32, bf16, fp16 = (_bench_args(s) for s in steps[3:6])
+    for args in (fp32, bf16):
+        assert '--no-memory' not in args and '--device' in args and 'cuda' in args
+        assert args[args.index('--optimizer') + 1] == 'config'
+    assert '--amp' not in fp32 and bf16[bf16.index('--amp') + 1] == 'bf16'
+    assert fp16[fp16.index('--amp') + 1] == 'fp16'
+    # the plain AdamW run: the last --optimizer wins in argparse
+    plain = _bench_args(steps[7])
+    assert plain[len(plain) - 1 - plain[::-1].index('--optimizer') + 1] == 'plain'
+
+
+def test_parts_and_optional_rows(tmp_path):
+    steps = _plan(tmp_path, PARTS='bench', BENCH_TF32=1, BENCH_COMPILE=1)
+    assert [s.split(':', 1)[0] for s in steps].count('bench') == 7
+    assert '--tf32 on' in steps[-2] and '--compile' in steps[-1]
+    assert not any(s.startswith(('suite', 'cuda_tests', 'quickstart')) for s in steps)
+
+
+def test_budget_cuts_limits_and_skips(tmp_path):
+    steps = _plan(tmp_path / 'a', PARTS='checks', BUDGET=200, STEP_TIMEOUT=150,
+                  SUITE_TIMEOUT=400, SUITE_ARGS='--deselect tests/x.py::y')
+    limits = {s.split(':', 1)[0]: int(re.search(r'with a (\d+) s limit', s).group(1))
+              for s in steps}
+    # the budget (less 5 s) caps the suite's own 400 s; 150 s stays under it
+    assert limits == {'suite': 195, 'quickstart': 150, 'cuda_tests': 150}
+    assert any(s.startswith('suite') and s.endswith('--deselect tests/x.py::y')
+               for s in steps)
+    # under MIN_STEP seconds left: every step is skipped and named
+    steps = _plan(tmp_path / 'b', BUDGET=40)
+    assert len(steps) == 10 and all(': skipped, 35 s of the budget left' in s for s in steps)
