@@ -25,8 +25,11 @@
 #                  60) is skipped and named in the summary: on a machine lent
 #                  for minutes the most wanted figures come first.
 #   STEP_TIMEOUT   seconds per step (default 600); SUITE_TIMEOUT for the suite
-#   SUITE_JOBS     pytest-xdist workers for the suite (default 0: no xdist;
-#                  the suite has not been checked under it)
+#   SUITE_JOBS     pytest-xdist workers for the suite (default 0: one
+#                  process). The CPU suite passes under `-n 2` (2-core VM:
+#                  421 s against 547 s in one process); on a many-core GPU
+#                  machine more workers finish it well before the benchmark
+#                  waits on it. Used only where pytest-xdist imports.
 #   SUITE_ARGS     extra pytest arguments for the suite (e.g. a --deselect for
 #                  a test that the machine's install cannot pass)
 #   BENCH_REPEATS  timed rounds per benchmark (default 5)
