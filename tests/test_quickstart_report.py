@@ -116,3 +116,16 @@ def test_panoptic_metric_per_class(tmp_path):
     assert out['PQ_sky'] == pytest.approx(80.0)
     assert out['RQ_sky'] == pytest.approx(100.0)
     assert out['PQ'] == pytest.approx(77.5)
+
+
+def test_batch_per_process_keeps_eight_images_per_iteration():
+    """The quickstart config's schedule is 8 images per iteration (2 CPU
+    processes x 4); one process (a GPU) takes 8, not 4."""
+    from mmengine.config import Config
+    from quickstart import CONFIG, batch_per_process
+    cfg = Config.fromfile(osp.join(REPO, CONFIG))
+    assert 2 * cfg.train_dataloader.batch_size == 8  # what the 2-process run used
+    assert [batch_per_process(n) for n in (1, 2, 4, 8)] == [8, 4, 2, 1]
+    assert batch_per_process(3) == 3 and batch_per_process(16) == 1
+    with pytest.raises(ValueError, match='--nproc must be 1 or more, got 0'):
+        batch_per_process(0)

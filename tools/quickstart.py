@@ -8,8 +8,10 @@
 3. trains configs/quickstart/mask2former_r18-toyshapes_toy-panoptic.py on the CPU
    (tools/train.py; progress logged every 50 iterations, validation a few
    times on the way), as 2 processes with one thread each (torchrun, DDP
-   over gloo) where the machine has 2 or more cores: on 2 cores that trains
-   ~1.5x faster than one process with two threads,
+   over gloo) where the machine has 2 or more cores and no GPU: on 2 cores
+   that trains ~1.5x faster than one process with two threads; one process
+   takes batch 8 instead of 4, so the schedule sees 8 images per iteration
+   either way,
 4. draws the training curves (tools/plot_curves.py) to WORK_DIR/curves.png,
 5. evaluates the model before training (pretrained backbone, the rest at
    random) and the trained model with CocoPanopticMetric
@@ -61,6 +63,19 @@ def train_command(py: str, nproc: int, args: list) -> Tuple[list, dict]:
     return ([py, '-m', 'torch.distributed.run', f'--nproc_per_node={nproc}',
              '--master_port=29512', 'tools/train.py'] + args + ['--launcher', 'pytorch'],
             dict(OMP_NUM_THREADS=str(threads)))
+
+
+IMAGES_PER_ITER = 8  # the config's schedule: 2 processes x batch 4
+
+
+def batch_per_process(nproc: int) -> int:
+    """The train batch of each of ``nproc`` processes that keeps the
+    config's 8 images per iteration (one process, as on a GPU: 8); where 8
+    does not divide, the nearest, and the iteration sees a few more or
+    fewer images."""
+    if nproc < 1:
+        raise ValueError(f'--nproc must be 1 or more, got {nproc}')
+    return max(1, round(IMAGES_PER_ITER / nproc))
 
 
 def untrained_checkpoint(work_dir: str, backbone: Optional[str] = None) -> str:
@@ -131,8 +146,9 @@ def main():
                         help='training iterations (default: the config\'s)')
     parser.add_argument('--nproc', type=int, default=None,
                         help='training processes (default: 2 on a CPU machine '
-                        'with 2 or more cores, else 1); the config\'s '
-                        'schedule assumes 2 (batch 2 x 4)')
+                        'with 2 or more cores, else 1: a GPU, or one core); '
+                        'the batch per process keeps the schedule\'s 8 images '
+                        'per iteration (2 x 4, or 1 x 8)')
     parser.add_argument('--pretrain-steps', type=int, default=800,
                         help='backbone pretraining steps (tools/pretrain_backbone.py)')
     parser.add_argument('--seed', type=int, default=0,
@@ -152,14 +168,25 @@ def main():
     train = [CONFIG, '--work-dir', args.work_dir,
              '--cfg-options', f'model.backbone.init_cfg.checkpoint={backbone}',
              f'randomness.seed={args.seed}']
+    if args.iters is not None and args.iters < 1:
+        parser.error(f'--iters must be 1 or more, got {args.iters}')
     if args.iters:
         train += [f'train_cfg.max_iters={args.iters}',
                   f'train_cfg.val_interval={args.iters}',
                   f'default_hooks.checkpoint.interval={args.iters}']
+        from mmengine.config import Config
+        log_every = Config.fromfile(osp.join(REPO, CONFIG)).default_hooks.logger.interval
+        if args.iters < log_every:  # else no loss is logged for the curves
+            train += [f'default_hooks.logger.interval={args.iters}']
     nproc = args.nproc
     if nproc is None:
         import torch
         nproc = 1 if torch.cuda.is_available() or (os.cpu_count() or 1) < 2 else 2
+    batch = batch_per_process(nproc)
+    if batch * nproc != IMAGES_PER_ITER:
+        print(f'note: {nproc} processes x batch {batch} = {batch * nproc} images per '
+              f'iteration; the schedule was set for {IMAGES_PER_ITER}', flush=True)
+    train += [f'train_dataloader.batch_size={batch}']
     cmd, env = train_command(py, nproc, train)
     run(cmd, **env)
     t_train = time.time() - t0  # data, pretraining and training
