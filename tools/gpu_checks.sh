@@ -8,8 +8,10 @@
 #   bash tools/gpu_checks.sh [OUT]
 #
 # Two parts, in this order (PARTS selects them; default "checks bench"):
-#   checks  `pytest -m cuda`, the quickstart (work_dirs/gpu_quickstart) and
-#           the CPU suite with the GPU visible, side by side (none is timed)
+#   checks  `pytest -m cuda`, the quickstart twice (work_dirs/gpu_quickstart
+#           and gpu_quickstart-repeat; tools/compare_runs.py then says
+#           whether they repeat bit for bit) and the CPU suite with the GPU
+#           visible, side by side (none is timed)
 #   bench   the benchmark alone on the idle GPU: R-50 COCO panoptic, 1024²,
 #           train batch 2, inference batch 1, ours vs MMDetection vs Hugging
 #           Face, each with its config's optimizer. The README's table
@@ -32,6 +34,7 @@
 #                  waits on it. Used only where pytest-xdist imports.
 #   SUITE_ARGS     extra pytest arguments for the suite (e.g. a --deselect for
 #                  a test that the machine's install cannot pass)
+#   QUICKSTART_REPEAT  0: run the quickstart once, without the comparison
 #   BENCH_REPEATS  timed rounds per benchmark (default 5)
 #   BENCH_TF32     set: also fp32 with TF32 on
 #   BENCH_COMPILE  set: also torch.compile against eager (minutes: last)
@@ -100,10 +103,21 @@ if [[ $PARTS == *" checks "* ]]; then
   OMP_NUM_THREADS=4 STEP_LIMIT=${SUITE_TIMEOUT:-$LIMIT} step suite "$PY" -m pytest -v \
     -p no:cacheprovider "${XDIST[@]}" -m 'not slow and not cuda' ${SUITE_ARGS:-} &
   SUITE=$!
-  step quickstart "$PY" tools/quickstart.py --work-dir "$REPO/work_dirs/gpu_quickstart" &
+  # the toy data first: the two quickstarts would both make it at once
+  step toy_data "$PY" tools/make_toy_dataset.py --out data/toy
+  # the quickstart twice, side by side: do its results repeat bit for bit?
+  QS="$REPO/work_dirs/gpu_quickstart"
+  step quickstart "$PY" tools/quickstart.py --work-dir "$QS" &
   QUICK=$!
+  REPEAT=
+  if [ "${QUICKSTART_REPEAT:-1}" != 0 ]; then
+    step quickstart_repeat "$PY" tools/quickstart.py --work-dir "$QS-repeat" &
+    REPEAT=$!
+  fi
   step cuda_tests "$PY" -m pytest -m cuda -v -s -p no:cacheprovider -rA tests/test_cuda.py
-  wait $SUITE $QUICK
+  wait $QUICK $REPEAT
+  [ -n "$REPEAT" ] && step compare_quickstarts "$PY" tools/compare_runs.py "$QS" "$QS-repeat"
+  wait $SUITE
 fi
 
 if [[ $PARTS == *" bench "* ]]; then
